@@ -1,0 +1,56 @@
+"""Every environment variable diffstock reads, resolved in one place with local defaults.
+
+- `DIFFSTOCK_DATA`: folder all defaults live in (`./data`)
+- `DIFFSTOCK_RAW`: raw day folders (`$DIFFSTOCK_DATA/demo/raw`, the synthetic demo market)
+- `DIFFSTOCK_LAKE`: lake root, a path or fsspec URL such as `s3://bucket/lake`
+  (`$DIFFSTOCK_DATA/lake`)
+- `MLFLOW_TRACKING_URI`: MLflow store (`sqlite:///$DIFFSTOCK_DATA/mlflow/mlflow.db`)
+- `DIFFSTOCK_MLFLOW_ARTIFACTS`: MLflow artifact location (`$DIFFSTOCK_DATA/mlflow/artifacts`)
+- `DAGSTER_HOME`: the Dagster instance (`$DIFFSTOCK_DATA/dagster_home`; the demo command sets
+  it, `dagster dev` needs it exported)
+- `DIFFSTOCK_DEVICE`: torch device, `auto` = cuda -> mps -> cpu
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    data: Path
+    raw: Path
+    lake: str
+    mlflow_tracking_uri: str
+    mlflow_artifacts: Path
+    dagster_home: Path
+    device: str
+
+    @property
+    def raw_is_demo(self) -> bool:
+        """True when the raw folder is the built-in synthetic demo market's."""
+        return self.raw == default_demo_raw(self.data)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data = Path(env.get("DIFFSTOCK_DATA", "data")).absolute()
+        return cls(
+            data=data,
+            raw=Path(env.get("DIFFSTOCK_RAW", default_demo_raw(data))).absolute(),
+            lake=env.get("DIFFSTOCK_LAKE", str(data / "lake")),
+            mlflow_tracking_uri=env.get(
+                "MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow' / 'mlflow.db'}"
+            ),
+            mlflow_artifacts=Path(
+                env.get("DIFFSTOCK_MLFLOW_ARTIFACTS", data / "mlflow" / "artifacts")
+            ).absolute(),
+            dagster_home=Path(env.get("DAGSTER_HOME", data / "dagster_home")).absolute(),
+            device=env.get("DIFFSTOCK_DEVICE", "auto"),
+        )
+
+
+def default_demo_raw(data: Path) -> Path:
+    return data / "demo" / "raw"

@@ -1,0 +1,1 @@
+"""Dagster assets, checks and resources of diffstock: thin wrappers around `diffstock_ml`."""

@@ -1,0 +1,6 @@
+"""Asset group names: one per pipeline stage."""
+
+INGEST = "ingest"
+FEATURES = "features"
+MODEL = "model"
+EVALUATION = "evaluation"

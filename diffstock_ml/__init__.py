@@ -1,0 +1,1 @@
+"""diffstock_ml: the pure library behind diffstock (no dagster, no mlflow)."""

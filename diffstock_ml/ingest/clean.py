@@ -1,0 +1,158 @@
+"""`clean_day`: one raw day folder -> cleaned session grid, quarantine and a per-file report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from diffstock_ml.calendar import day_key, session_bounds
+from diffstock_ml.config import IngestConfig
+from diffstock_ml.ingest.grid import build_grid
+from diffstock_ml.ingest.read import RawFile, empty_raw_rows, list_day_folder, read_raw_file
+from diffstock_ml.ingest.schema import (
+    FILES_SCHEMA,
+    QUARANTINE_SCHEMA,
+    RAW_COLUMNS,
+    RAW_TEXT_SCHEMA,
+)
+from diffstock_ml.ingest.validate import (
+    assign_reasons,
+    mark_duplicates,
+    mark_outliers,
+    parse_fields,
+)
+
+
+@dataclass(frozen=True)
+class CleanDay:
+    """Everything `clean_day` produced for one session."""
+
+    day: dt.date
+    bars: pl.DataFrame  # BARS_SCHEMA, sorted by symbol, ts
+    quarantine: pl.DataFrame  # QUARANTINE_SCHEMA: rejected rows and rejected files
+    files: pl.DataFrame  # FILES_SCHEMA: one row per CSV file
+    ignored: tuple[str, ...]  # folder entries that are not CSV files
+
+    @property
+    def symbols(self) -> list[str]:
+        return self.bars.get_column("symbol").unique().sort().to_list()
+
+    def quarantine_counts(self) -> dict[str, int]:
+        """Quarantined rows (and rejected files) per reason."""
+        counts = self.quarantine.group_by("reason").len().sort("reason")
+        return dict(zip(counts["reason"], counts["len"], strict=True))
+
+
+def clean_day(folder: Path, day: dt.date, config: IngestConfig | None = None) -> CleanDay:
+    """Clean every `SYMBOL.csv` in `folder` (the raw folder of session `day`).
+
+    Raises ValueError when `day` is not a session and FileNotFoundError when the folder is
+    missing. Bad rows and bad files never raise: they land in `quarantine` with a reason.
+    """
+    config = config or IngestConfig()
+    open_utc, close_utc = session_bounds(day)
+    listing = list_day_folder(folder)
+    raw_files = [read_raw_file(path) for path in listing.csv_files]
+    texts = [f.rows for f in raw_files if f.rows is not None]
+    rows = pl.concat(texts, how="vertical") if texts else empty_raw_rows()
+    checked = _checked_rows(rows.lazy(), day, config).collect()
+
+    good = checked.filter(pl.col("reason").is_null()).select(
+        pl.col("symbol"),
+        pl.col("bob_utc").alias("ts"),
+        pl.col("close_tick").alias("close"),
+        pl.col("high_tick").alias("high"),
+        pl.col("low_tick").alias("low"),
+        pl.col("volume_num").alias("volume"),
+        pl.col("amount_num").alias("amount"),
+    )
+    bars = build_grid(good.lazy(), open_utc, close_utc, config.stale_after_s).collect()
+    quarantine = pl.concat(
+        [_row_quarantine(checked), _file_quarantine(raw_files)], how="vertical"
+    ).sort("file", "line", nulls_last=False)
+    return CleanDay(
+        day=day,
+        bars=bars,
+        quarantine=quarantine,
+        files=_file_report(raw_files, checked),
+        ignored=listing.ignored,
+    )
+
+
+def _checked_rows(rows: pl.LazyFrame, day: dt.date, config: IngestConfig) -> pl.LazyFrame:
+    file_symbol = pl.col("file").str.replace(r"(?i)\.csv$", "")
+    return (
+        rows.pipe(parse_fields, config.tick)
+        .pipe(assign_reasons, file_symbol, day)
+        .pipe(mark_duplicates)
+        .pipe(mark_outliers, config.outlier_factor, config.outlier_neighbours)
+    )
+
+
+def _row_quarantine(checked: pl.DataFrame) -> pl.DataFrame:
+    return checked.filter(pl.col("reason").is_not_null()).select(
+        "file",
+        "line",
+        pl.col("file").str.replace(r"(?i)\.csv$", "").alias("symbol"),
+        "reason",
+        "detail",
+        pl.coalesce(
+            "raw", pl.concat_str([pl.col(c).fill_null("") for c in RAW_COLUMNS], separator=",")
+        ).alias("raw"),
+    )
+
+
+def _file_quarantine(raw_files: list[RawFile]) -> pl.DataFrame:
+    rejected = [f for f in raw_files if f.reject_reason is not None]
+    return pl.DataFrame(
+        {
+            "file": [f.path.name for f in rejected],
+            "line": [None] * len(rejected),
+            "symbol": [f.symbol for f in rejected],
+            "reason": [str(f.reject_reason) for f in rejected],
+            "detail": [f.detail for f in rejected],
+            "raw": [None] * len(rejected),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def _file_report(raw_files: list[RawFile], checked: pl.DataFrame) -> pl.DataFrame:
+    per_file = checked.group_by("file").agg(
+        pl.len().alias("rows_read"),
+        pl.col("reason").is_null().sum().alias("rows_kept"),
+        pl.col("reason").is_not_null().sum().alias("rows_quarantined"),
+        (pl.col("bob_utc").sort_by("line").diff().dt.total_seconds() < 0)
+        .sum()
+        .alias("rows_out_of_order"),
+    )
+    listing = pl.DataFrame(
+        {
+            "file": [f.path.name for f in raw_files],
+            "symbol": [f.symbol for f in raw_files],
+            "status": ["rejected" if f.reject_reason else "ok" for f in raw_files],
+            "reason": [str(f.reject_reason) if f.reject_reason else None for f in raw_files],
+            "detail": [f.detail for f in raw_files],
+        },
+        schema={k: FILES_SCHEMA[k] for k in ("file", "symbol", "status", "reason", "detail")},
+    )
+    return (
+        listing.join(per_file, on="file", how="left")
+        .with_columns(pl.col(c).fill_null(0).cast(pl.Int64) for c in list(FILES_SCHEMA)[5:])
+        .select(list(FILES_SCHEMA))
+    )
+
+
+def describe(result: CleanDay) -> str:
+    """One line for logs: how the day went."""
+    rejected = result.files.filter(pl.col("status") == "rejected").height
+    return (
+        f"{day_key(result.day)}: {len(result.symbols)} symbols, {result.bars.height} grid rows, "
+        f"{result.quarantine.height} quarantined, {rejected} file(s) rejected"
+    )
+
+
+__all__ = ["RAW_TEXT_SCHEMA", "CleanDay", "clean_day", "describe"]

@@ -1,0 +1,44 @@
+"""The real CLI a user puts in CI: `dagster asset materialize` with a temporary DAGSTER_HOME."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+from conftest import WriteFile, bar_line, utc
+
+from diffstock_assets.partitions import trading_days
+
+ROOT = Path(__file__).resolve().parents[2]
+DAY = "20251103"
+
+
+@pytest.mark.e2e
+def test_materialize_clean_bars_through_the_cli(
+    tmp_path: Path, write_file: WriteFile, raw_root: Path
+) -> None:
+    write_file(DAY, "AMD.csv", [bar_line("AMD", utc(DAY, "14:30:00"), 100.0), "garbage"])
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "DIFFSTOCK_DATA": str(tmp_path / "data"),
+        "DIFFSTOCK_RAW": str(raw_root),
+    }
+    command = [sys.executable, "-m", "dagster", "asset", "materialize"]
+    command += ["-m", "dagster_project.definitions", "--select", "clean_bars", "--partition", DAY]
+    completed = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "AMD.csv line 3: missing_field" in completed.stderr
+
+    bars = pl.read_parquet(tmp_path / "data" / "lake" / "clean_bars" / DAY / "bars.parquet")
+    assert bars.height == 23_400
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        status = instance.get_status_by_partition(dg.AssetKey("clean_bars"), [DAY], trading_days)
+    assert status == {DAY: dg.AssetPartitionStatus.MATERIALIZED}

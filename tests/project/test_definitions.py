@@ -1,0 +1,70 @@
+"""A snapshot of what the code location exposes, and Dagster's own validation of it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from dagster_project.definitions import build_definitions
+from dagster_project.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _defs(tmp_path: Path) -> dg.Definitions:
+    return build_definitions(Settings.from_env({"DIFFSTOCK_DATA": str(tmp_path)}))
+
+
+def test_asset_keys_checks_and_jobs_snapshot(tmp_path: Path) -> None:
+    defs = _defs(tmp_path)
+    graph = defs.resolve_asset_graph()
+    assert sorted(k.to_user_string() for k in graph.get_all_asset_keys()) == ["clean_bars"]
+    assert sorted(k.name for k in graph.asset_check_keys) == [
+        "close_outside_high_low",
+        "duplicate_symbol_second",
+        "incomplete_grid",
+        "schema_mismatch",
+        "too_many_quarantined_rows",
+        "too_many_stale_seconds",
+    ]
+    assert sorted(job.name for job in defs.resolve_all_job_defs()) == ["__ASSET_JOB", "ingest_job"]
+
+
+def test_every_asset_is_partitioned_by_trading_day(tmp_path: Path) -> None:
+    graph = _defs(tmp_path).resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        partitions = graph.get(key).partitions_def
+        assert isinstance(partitions, dg.DailyPartitionsDefinition), key
+        assert partitions.fmt == "%Y%m%d"
+
+
+def test_dagster_definitions_validate(tmp_path: Path) -> None:
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "DIFFSTOCK_DATA": str(tmp_path)}
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "definitions",
+            "validate",
+            "-m",
+            "dagster_project.definitions",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+
+def test_settings_defaults_live_under_one_data_folder(tmp_path: Path) -> None:
+    settings = Settings.from_env({"DIFFSTOCK_DATA": str(tmp_path)})
+    assert settings.raw == tmp_path / "demo" / "raw" and settings.raw_is_demo
+    assert settings.lake == str(tmp_path / "lake")
+    assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+    assert settings.dagster_home == tmp_path / "dagster_home"
+    assert settings.device == "auto"
