@@ -15,12 +15,17 @@ import dagster as dg
 from dagster_project.definitions import build_definitions
 from dagster_project.settings import Settings
 from diffstock_assets.resources import RawDataResource
+from diffstock_ml.synthetic import PROFILES, generate_market
 
 _INSTANCE_YAML = """\
 # Written by `python -m dagster_project.demo`; edit freely (it is not overwritten).
 telemetry:
   enabled: false
 """
+
+
+# Step-level DEBUG events stay in the instance (and the UI); the console shows INFO and above.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def prepare_dagster_home(settings: Settings) -> None:
@@ -33,19 +38,25 @@ def prepare_dagster_home(settings: Settings) -> None:
 
 
 def ensure_demo_market(settings: Settings, profile: str) -> None:
-    """Generate the synthetic market into the demo raw folder unless it already has days."""
-    from diffstock_ml.synthetic.__main__ import main as synthetic_main
-
-    if RawDataResource(root=str(settings.raw)).session_keys()[0]:
-        return
-    print(f"Generating the synthetic '{profile}' market into {settings.raw} ...", flush=True)
-    if synthetic_main(["--raw", str(settings.raw), "--profile", profile]) != 0:
-        raise SystemExit("synthetic market generation failed")
+    """Generate the synthetic market into the demo raw folder (days already there are kept)."""
+    config = PROFILES[profile]
+    print(
+        f"Synthetic '{profile}' market ({len(config.symbols)} symbols, {config.start}.."
+        f"{config.end}) in {settings.raw}",
+        flush=True,
+    )
+    generate_market(
+        config,
+        settings.raw,
+        on_day=lambda s: print(f"  {s.day:%Y%m%d}: {'present' if s.skipped else 'written'}"),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", default="demo", help="synthetic market profile (demo/full)")
+    parser.add_argument(
+        "--profile", default="demo", choices=sorted(PROFILES), help="synthetic market profile"
+    )
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -64,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     with dg.DagsterInstance.get() as instance:
         for key in keys:
             result = job.execute_in_process(
-                partition_key=key, instance=instance, raise_on_error=False
+                partition_key=key, instance=instance, raise_on_error=False, run_config=_QUIET
             )
-            print(f"clean_bars {key}: {'ok' if result.success else 'FAILED'}", flush=True)
+            print(f"{job.name} {key}: {'ok' if result.success else 'FAILED'}", flush=True)
             if not result.success:
                 failed.append(key)
 

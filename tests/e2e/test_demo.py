@@ -1,0 +1,38 @@
+"""The README's run command, end to end on the tiny profile, into a persistent instance."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from diffstock_assets.partitions import trading_days
+
+ROOT = Path(__file__).resolve().parents[2]
+DAYS = ["20251031", "20251103", "20251104"]
+
+
+@pytest.mark.e2e
+def test_demo_command_builds_every_day_into_the_instance(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIFFSTOCK_", "DAGSTER_HOME"))}
+    env["DIFFSTOCK_DATA"] = str(tmp_path)
+    command = [sys.executable, "-m", "dagster_project.demo", "--profile", "tiny"]
+    completed = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
+    assert "3/3 trading days materialised" in completed.stdout
+    assert f"DAGSTER_HOME={tmp_path / 'dagster_home'} dagster dev" in completed.stdout
+
+    assert sorted(p.name for p in (tmp_path / "demo" / "raw").iterdir()) == DAYS
+    assert (tmp_path / "demo" / "raw_latent").is_dir()  # beside the raw folder, not inside
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        for asset in ("clean_bars", "features", "windows"):
+            status = instance.get_status_by_partition(dg.AssetKey(asset), DAYS, trading_days)
+            assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}, asset
+
+    # a second run keeps the generated market and succeeds again (idempotent)
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "present" in again.stdout
