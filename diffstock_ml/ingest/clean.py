@@ -16,10 +16,10 @@ from diffstock_ml.ingest.schema import (
     FILES_SCHEMA,
     QUARANTINE_SCHEMA,
     RAW_COLUMNS,
-    RAW_TEXT_SCHEMA,
 )
 from diffstock_ml.ingest.validate import (
     assign_reasons,
+    describe_reasons,
     mark_duplicates,
     mark_outliers,
     parse_fields,
@@ -58,7 +58,7 @@ def clean_day(folder: Path, day: dt.date, config: IngestConfig | None = None) ->
     raw_files = [read_raw_file(path) for path in listing.csv_files]
     texts = [f.rows for f in raw_files if f.rows is not None]
     rows = pl.concat(texts, how="vertical") if texts else empty_raw_rows()
-    checked = _checked_rows(rows.lazy(), day, config).collect()
+    checked = _checked_rows(rows, day, config)
 
     good = checked.filter(pl.col("reason").is_null()).select(
         pl.col("symbol"),
@@ -71,7 +71,7 @@ def clean_day(folder: Path, day: dt.date, config: IngestConfig | None = None) ->
     )
     bars = build_grid(good.lazy(), open_utc, close_utc, config.stale_after_s).collect()
     quarantine = pl.concat(
-        [_row_quarantine(checked), _file_quarantine(raw_files)], how="vertical"
+        [_row_quarantine(checked, day), _file_quarantine(raw_files)], how="vertical"
     ).sort("file", "line", nulls_last=False)
     return CleanDay(
         day=day,
@@ -82,26 +82,41 @@ def clean_day(folder: Path, day: dt.date, config: IngestConfig | None = None) ->
     )
 
 
-def _checked_rows(rows: pl.LazyFrame, day: dt.date, config: IngestConfig) -> pl.LazyFrame:
-    file_symbol = pl.col("file").str.replace(r"(?i)\.csv$", "")
-    return (
-        rows.pipe(parse_fields, config.tick)
-        .pipe(assign_reasons, file_symbol, day)
-        .pipe(mark_duplicates)
-        .pipe(mark_outliers, config.outlier_factor, config.outlier_neighbours)
+def _file_symbol() -> pl.Expr:
+    return pl.col("file").str.replace(r"(?i)\.csv$", "")
+
+
+def _checked_rows(rows: pl.DataFrame, day: dt.date, config: IngestConfig) -> pl.DataFrame:
+    """Every row with its `reason` (null when good), good rows sorted by (file, second, line)."""
+    parsed = rows.pipe(parse_fields, config.tick).pipe(assign_reasons, _file_symbol(), day)
+    checked = parsed.collect()
+    valid = checked.filter(pl.col("reason").is_null())
+    out_of_order = (pl.col("file") == pl.col("file").shift(1)) & (pl.col("bob_utc").diff() < 0)
+    if valid.select(out_of_order.any()).item():
+        valid = valid.sort("file", "bob_utc", "line")
+    valid = mark_outliers(mark_duplicates(valid), config.outlier_factor, config.outlier_neighbours)
+    invalid = checked.filter(pl.col("reason").is_not_null()).with_columns(
+        pl.lit(None, pl.Int64).alias("kept_line"),
+        pl.lit(None, pl.Float64).alias("neighbour_median"),
     )
+    return pl.concat([valid, invalid], how="vertical")
 
 
-def _row_quarantine(checked: pl.DataFrame) -> pl.DataFrame:
-    return checked.filter(pl.col("reason").is_not_null()).select(
-        "file",
-        "line",
-        pl.col("file").str.replace(r"(?i)\.csv$", "").alias("symbol"),
-        "reason",
-        "detail",
-        pl.coalesce(
-            "raw", pl.concat_str([pl.col(c).fill_null("") for c in RAW_COLUMNS], separator=",")
-        ).alias("raw"),
+def _row_quarantine(checked: pl.DataFrame, day: dt.date) -> pl.DataFrame:
+    bad = checked.lazy().filter(pl.col("reason").is_not_null())
+    return (
+        bad.pipe(describe_reasons, _file_symbol(), day)
+        .select(
+            "file",
+            "line",
+            _file_symbol().alias("symbol"),
+            "reason",
+            "detail",
+            pl.coalesce(
+                "raw", pl.concat_str([pl.col(c).fill_null("") for c in RAW_COLUMNS], separator=",")
+            ).alias("raw"),
+        )
+        .collect()
     )
 
 
@@ -125,7 +140,7 @@ def _file_report(raw_files: list[RawFile], checked: pl.DataFrame) -> pl.DataFram
         pl.len().alias("rows_read"),
         pl.col("reason").is_null().sum().alias("rows_kept"),
         pl.col("reason").is_not_null().sum().alias("rows_quarantined"),
-        (pl.col("bob_utc").sort_by("line").diff().dt.total_seconds() < 0)
+        (pl.col("bob_utc").sort_by("line").diff() < pl.duration(seconds=0))
         .sum()
         .alias("rows_out_of_order"),
     )
@@ -155,4 +170,4 @@ def describe(result: CleanDay) -> str:
     )
 
 
-__all__ = ["RAW_TEXT_SCHEMA", "CleanDay", "clean_day", "describe"]
+__all__ = ["CleanDay", "clean_day", "describe"]

@@ -36,7 +36,7 @@ def build_grid(
         .group_by("symbol")
         .agg(pl.col("close").last().alias("_seed_close"), pl.col("ts").last().alias("_seed_ts"))
     )
-    symbols = bars.select("symbol").unique()
+    symbols = bars.select("symbol").unique().sort("symbol")
     seconds = pl.LazyFrame({"ts": session_seconds(open_utc, close_utc)})
     last_trade = (
         pl.when(pl.col("close").is_not_null())
@@ -47,11 +47,11 @@ def build_grid(
     )
     close = pl.col("close").forward_fill().over("symbol").fill_null(pl.col("_seed_close"))
     age = pl.col("ts") - pl.col("_last_trade")
+    # symbols (sorted) x seconds (sorted) is already in (symbol, ts) order: joins keep it.
     return (
-        symbols.join(seconds, how="cross")
-        .join(regular, on=["symbol", "ts"], how="left")
-        .join(seed, on="symbol", how="left")
-        .sort("symbol", "ts")
+        symbols.join(seconds, how="cross", maintain_order="left")
+        .join(regular, on=["symbol", "ts"], how="left", maintain_order="left")
+        .join(seed, on="symbol", how="left", maintain_order="left")
         .with_columns(
             pl.col("close").is_null().alias("filled"),
             last_trade.alias("_last_trade"),

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from diffstock_ml.calendar import DAY_FORMAT, is_session
-from diffstock_ml.ingest.schema import RAW_COLUMNS, RAW_TEXT_SCHEMA, Reason
+from diffstock_ml.ingest.schema import NUMBER_COLUMNS, RAW_COLUMNS, RAW_ROWS_SCHEMA, Reason
 
 _LINE_SEPARATOR = "\x1f"  # a byte that never occurs in a bar file: each line becomes one field
 
@@ -34,7 +34,7 @@ class RawFile:
 
     path: Path
     symbol: str
-    rows: pl.DataFrame | None  # RAW_TEXT_SCHEMA; None when the file is rejected
+    rows: pl.DataFrame | None  # RAW_ROWS_SCHEMA; None when the file is rejected
     reject_reason: Reason | None = None
     detail: str | None = None
 
@@ -75,17 +75,26 @@ def list_raw_days(raw_root: Path) -> tuple[list[dt.date], list[str]]:
 
 
 def read_raw_file(path: Path) -> RawFile:
-    """Read one `SYMBOL.csv` as text rows with 1-based line numbers (header = line 1)."""
-    symbol = path.stem
+    """Read one `SYMBOL.csv` into RAW_ROWS_SCHEMA rows with 1-based line numbers (header = 1).
+
+    Three tiers, each only when the previous cannot read the file: numbers typed by the CSV
+    reader (the common, fast case), every field as text (a bad value then only condemns its
+    row), and plain lines split here (a line with too many fields only condemns itself).
+    """
     if path.stat().st_size == 0:
         return _rejected(path, Reason.EMPTY_FILE, "the file is empty (0 bytes)")
     try:
-        frame = pl.read_csv(path, infer_schema=False, row_index_name="_index")
-    except pl.exceptions.NoDataError:
-        return _rejected(path, Reason.EMPTY_FILE, "the file has no header and no rows")
+        frame = _read_typed(path)
     except (pl.exceptions.ComputeError, UnicodeDecodeError):
-        return _read_as_lines(path)
-    header = [name.strip().lstrip("\ufeff").lower() for name in frame.columns[1:]]
+        frame = None
+    if frame is None:
+        try:
+            frame = pl.read_csv(path, infer_schema=False, row_index_name="_index")
+        except pl.exceptions.NoDataError:
+            return _rejected(path, Reason.EMPTY_FILE, "the file has no header and no rows")
+        except (pl.exceptions.ComputeError, UnicodeDecodeError):
+            return _read_as_lines(path)
+    header = [_column_name(name) for name in frame.columns[1:]]
     frame.columns = ["_index", *header]
     missing = [c for c in RAW_COLUMNS if c not in header]
     if missing:
@@ -97,10 +106,41 @@ def read_raw_file(path: Path) -> RawFile:
     rows = frame.select(
         pl.lit(path.name).alias("file"),
         (pl.col("_index").cast(pl.Int64) + 2).alias("line"),
-        *[pl.col(c).str.strip_chars() for c in RAW_COLUMNS],
+        *(_text(frame, c) for c in RAW_COLUMNS),
         pl.lit(None, pl.String).alias("raw"),
+        *(_number(frame, c) for c in NUMBER_COLUMNS),
     )
-    return RawFile(path=path, symbol=symbol, rows=rows, detail=_extra_columns_note(header))
+    return RawFile(path=path, symbol=path.stem, rows=rows, detail=_extra_columns_note(header))
+
+
+def _read_typed(path: Path) -> pl.DataFrame | None:
+    """The fast tier: numbers parsed by the reader; None when the header is not the plain one."""
+    with path.open("rb") as handle:
+        first_line = handle.readline().decode("utf-8-sig", errors="replace").strip()
+    if [_column_name(c) for c in first_line.split(",")][: len(RAW_COLUMNS)] != list(RAW_COLUMNS):
+        return None
+    overrides = {
+        **dict.fromkeys(RAW_COLUMNS[:3], pl.String),
+        **dict.fromkeys(NUMBER_COLUMNS, pl.Float64),
+    }
+    return pl.read_csv(path, schema_overrides=overrides, row_index_name="_index")
+
+
+def _column_name(name: str) -> str:
+    return name.strip().lstrip("\ufeff").lower()
+
+
+def _text(frame: pl.DataFrame, column: str) -> pl.Expr:
+    if frame.schema[column] == pl.String:
+        return pl.col(column).str.strip_chars()
+    return pl.lit(None, pl.String).alias(column)  # typed by the reader: see `<column>_num`
+
+
+def _number(frame: pl.DataFrame, column: str) -> pl.Expr:
+    name = f"{column}_num"
+    if frame.schema[column] == pl.Float64:
+        return pl.col(column).alias(name)
+    return pl.lit(None, pl.Float64).alias(name)  # parsed from the text later
 
 
 def _read_as_lines(path: Path) -> RawFile:
@@ -114,7 +154,7 @@ def _read_as_lines(path: Path) -> RawFile:
         encoding="utf8-lossy",
         row_index_name="_index",
     ).with_columns(pl.col("raw").str.strip_chars_end("\r"))
-    header = [name.strip().lstrip("\ufeff").lower() for name in (lines["raw"][0] or "").split(",")]
+    header = [_column_name(name) for name in (lines["raw"][0] or "").split(",")]
     missing = [c for c in RAW_COLUMNS if c not in header]
     if missing:
         return _rejected(
@@ -135,6 +175,7 @@ def _read_as_lines(path: Path) -> RawFile:
             for c in RAW_COLUMNS
         ],
         pl.col("raw"),
+        *(pl.lit(None, pl.Float64).alias(f"{c}_num") for c in NUMBER_COLUMNS),
     )
     return RawFile(path=path, symbol=path.stem, rows=rows, detail=_extra_columns_note(header))
 
@@ -149,4 +190,4 @@ def _rejected(path: Path, reason: Reason, detail: str) -> RawFile:
 
 
 def empty_raw_rows() -> pl.DataFrame:
-    return pl.DataFrame(schema=RAW_TEXT_SCHEMA)
+    return pl.DataFrame(schema=RAW_ROWS_SCHEMA)

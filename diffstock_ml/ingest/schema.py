@@ -8,13 +8,21 @@ import polars as pl
 
 RAW_COLUMNS: tuple[str, ...] = ("symbol", "bob", "eob", "close", "high", "low", "volume", "amount")
 PRICE_COLUMNS: tuple[str, ...] = ("close", "high", "low")
+NUMBER_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "volume", "amount")
 
 UTC_US = pl.Datetime("us", "UTC")
 
-# Raw rows as read: every field a string (so a bad value never fails a whole file), plus where
-# the row came from. `raw` holds the original line where the reader had to split lines itself.
-RAW_TEXT_SCHEMA = pl.Schema(
-    {"file": pl.String, "line": pl.Int64, **dict.fromkeys(RAW_COLUMNS, pl.String), "raw": pl.String}
+# Raw rows as read, plus where they came from. Each number is either already typed by the CSV
+# reader (`<column>_num`, text null) or still text (to be parsed, `<column>_num` null); `raw`
+# holds the original line where the reader had to split lines itself.
+RAW_ROWS_SCHEMA = pl.Schema(
+    {
+        "file": pl.String,
+        "line": pl.Int64,
+        **dict.fromkeys(RAW_COLUMNS, pl.String),
+        "raw": pl.String,
+        **{f"{c}_num": pl.Float64 for c in NUMBER_COLUMNS},
+    }
 )
 
 BARS_SCHEMA = pl.Schema(

@@ -1,40 +1,25 @@
 """Row-level validation of raw bars: parse, normalise to UTC, round to the tick, assign reasons.
 
-Every step is a `LazyFrame -> LazyFrame` function. A row that fails gets the first matching
-`Reason` in `reason` (null for good rows) and a `detail` naming the offending value; nothing is
-dropped here, so the caller can split good rows from the quarantine without losing any.
+Every step is a `LazyFrame -> LazyFrame` function. A failing row gets the first matching
+`Reason` in `reason` (null for good rows); nothing is dropped here, so the caller splits good rows
+from the quarantine without losing any. Human-readable details are written only for the
+quarantined rows (`describe_reasons`), which keeps the hot path to a few cheap expressions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from zoneinfo import ZoneInfo
 
+import numpy as np
 import polars as pl
 
 from diffstock_ml.calendar import NEW_YORK
-from diffstock_ml.ingest.schema import PRICE_COLUMNS, RAW_COLUMNS, UTC_US, Reason
+from diffstock_ml.ingest.schema import NUMBER_COLUMNS, PRICE_COLUMNS, RAW_COLUMNS, UTC_US, Reason
 
-_OFFSET = r"^(?:(Z)|([+-])(\d{2}):?(\d{2})?)?$"
-
-
-def utc_timestamp(column: str) -> pl.Expr:
-    """Parse `YYYY-MM-DD[ T]HH:MM:SS[.fff][Z|±HH[:MM]]` to UTC; no offset means UTC; else null."""
-    text = pl.col(column).str.strip_chars()
-    local = (
-        text.str.slice(0, 19)
-        .str.replace("T", " ", literal=True)
-        .str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us")
-    )
-    suffix = text.str.slice(19).str.replace(r"^\.\d+", "")
-    parts = suffix.str.extract_groups(_OFFSET)
-    sign = pl.when(parts.struct.field("2") == "-").then(-1).otherwise(1)
-    minutes = sign * (
-        parts.struct.field("3").cast(pl.Int64, strict=False).fill_null(0) * 60
-        + parts.struct.field("4").cast(pl.Int64, strict=False).fill_null(0)
-    )
-    utc = (local - pl.duration(minutes=minutes)).dt.replace_time_zone("UTC")
-    return pl.when(suffix.str.contains(_OFFSET)).then(utc).otherwise(None).cast(UTC_US)
+# What may follow `YYYY-MM-DD HH:MM:SS`: fractional seconds, then nothing (UTC), Z or ±HH[:MM].
+_SUFFIX = r"^(?:\.\d+)?(?:(Z)|([+-])(\d{2}):?(\d{2})?)?$"
 
 
 def round_to_tick(expr: pl.Expr, tick: float) -> pl.Expr:
@@ -43,170 +28,252 @@ def round_to_tick(expr: pl.Expr, tick: float) -> pl.Expr:
     return ((expr / tick).round(0) * tick).round(decimals)
 
 
-def parse_fields(rows: pl.LazyFrame, tick: float) -> pl.LazyFrame:
-    """Typed columns next to the text ones: `bob_utc`, `eob_utc` and `*_num` numbers."""
-    numbers = [
-        pl.col(c).cast(pl.Float64, strict=False).alias(f"{c}_num") for c in (*PRICE_COLUMNS,)
-    ] + [pl.col(c).cast(pl.Float64, strict=False).alias(f"{c}_num") for c in ("volume", "amount")]
-    rounded = [round_to_tick(pl.col(f"{c}_num"), tick).alias(f"{c}_tick") for c in PRICE_COLUMNS]
-    return (
-        rows.with_columns(
-            utc_timestamp("bob").alias("bob_utc"), utc_timestamp("eob").alias("eob_utc")
-        )
-        .with_columns(numbers)
-        .with_columns(rounded)
+def _offset_minutes(suffix: pl.Expr) -> pl.Expr:
+    """Minutes east of UTC encoded by a timestamp suffix; null when the suffix is malformed."""
+    parts = suffix.str.extract_groups(_SUFFIX)
+    sign = pl.when(parts.struct.field("2") == "-").then(-1).otherwise(1)
+    minutes = sign * (
+        parts.struct.field("3").cast(pl.Int64, strict=False).fill_null(0) * 60
+        + parts.struct.field("4").cast(pl.Int64, strict=False).fill_null(0)
     )
+    return pl.when(suffix.str.contains(_SUFFIX)).then(minutes)
 
 
-def assign_reasons(rows: pl.LazyFrame, file_symbol: pl.Expr, day: dt.date) -> pl.LazyFrame:
-    """Add `reason`/`detail` for the first rule each row breaks (rules in `Reason` order)."""
-    raw = pl.col(list(RAW_COLUMNS))
+def with_utc_timestamps(
+    rows: pl.DataFrame, columns: tuple[str, ...] = ("bob", "eob")
+) -> pl.DataFrame:
+    """Add `<column>_utc` for each timestamp column; null where it cannot be parsed.
+
+    Accepts `YYYY-MM-DD[ T]HH:MM:SS[.fff][Z|±HH[:MM]]`; no offset means UTC. A day holds only a
+    handful of distinct suffixes (`+00:00`, `Z`, ...): each is parsed once, then looked up.
+    """
+    suffixes = rows.select(pl.col(c).str.slice(19).fill_null("") for c in columns)
+    distinct = pl.concat([suffixes[c] for c in columns]).unique().to_frame("suffix")
+    offsets = distinct.select("suffix", _offset_minutes(pl.col("suffix")).alias("minutes"))
+    lookup = dict(zip(offsets["suffix"], offsets["minutes"], strict=True))
+    parsed = []
+    for c in columns:
+        local = (
+            pl.col(c)
+            .str.slice(0, 19)
+            .str.replace("T", " ", literal=True)
+            .str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us")
+        )
+        minutes = suffixes[c].replace_strict(lookup, default=None, return_dtype=pl.Int64)
+        utc = (local - pl.duration(minutes=pl.lit(minutes))).dt.replace_time_zone("UTC")
+        parsed.append(utc.cast(UTC_US).alias(f"{c}_utc"))
+    return rows.with_columns(parsed)
+
+
+def parse_fields(rows: pl.DataFrame, tick: float) -> pl.LazyFrame:
+    """Typed columns: `bob_utc`, `eob_utc`, `*_num` (from the reader or the text), `*_tick`."""
+    numbers = [
+        pl.coalesce(f"{c}_num", pl.col(c).cast(pl.Float64, strict=False)).alias(f"{c}_num")
+        for c in NUMBER_COLUMNS
+    ]
+    rounded = [round_to_tick(pl.col(f"{c}_num"), tick).alias(f"{c}_tick") for c in PRICE_COLUMNS]
+    return rows.pipe(with_utc_timestamps).lazy().with_columns(numbers).with_columns(rounded)
+
+
+def new_york_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """UTC instants of midnight New York at the start of `day` and of the next day."""
+    zone = ZoneInfo(NEW_YORK)
+    start = dt.datetime.combine(day, dt.time(), tzinfo=zone)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+def _rules(file_symbol: pl.Expr, day: dt.date) -> list[tuple[Reason, pl.Expr, pl.Expr]]:
+    """(reason, condition, detail) in priority order; details are only built for bad rows."""
+    day_start, day_end = new_york_day_bounds(day)
     price = [pl.col(f"{c}_num") for c in PRICE_COLUMNS]
-    rules: list[tuple[pl.Expr, Reason, pl.Expr]] = [
+    blank = {c: pl.col(c).is_null() | (pl.col(c) == "") for c in RAW_COLUMNS}
+    # A number typed by the reader has no text: it is missing only when its value is null too.
+    missing = {
+        c: blank[c] & pl.col(f"{c}_num").is_null() if c in NUMBER_COLUMNS else blank[c]
+        for c in RAW_COLUMNS
+    }
+    names = [pl.when(missing[c]).then(pl.lit(c)) for c in RAW_COLUMNS]
+    return [
         (
-            pl.all_horizontal(raw.is_null()),
             Reason.UNPARSABLE_LINE,
+            pl.all_horizontal(missing.values()),
             pl.lit("blank line or wrong number of fields"),
         ),
         (
-            pl.any_horizontal(raw.is_null() | (raw == "")),
             Reason.MISSING_FIELD,
-            pl.lit("empty field(s): ")
-            + pl.concat_str(
-                [
-                    pl.when(pl.col(c).is_null() | (pl.col(c) == "")).then(pl.lit(c))
-                    for c in RAW_COLUMNS
-                ],
-                separator=" ",
-                ignore_nulls=True,
-            ),
+            pl.any_horizontal(missing.values()),
+            pl.lit("empty field(s): ") + pl.concat_str(names, separator=" ", ignore_nulls=True),
         ),
         (
-            pl.col("bob_utc").is_null() | pl.col("eob_utc").is_null(),
             Reason.BAD_TIMESTAMP,
+            pl.col("bob_utc").is_null() | pl.col("eob_utc").is_null(),
             pl.format("cannot parse timestamp bob={} eob={}", "bob", "eob"),
         ),
         (
-            pl.any_horizontal(
-                pl.col(f"{c}_num").is_null() for c in (*PRICE_COLUMNS, "volume", "amount")
-            ),
             Reason.BAD_NUMBER,
+            pl.any_horizontal(pl.col(f"{c}_num").is_null() for c in NUMBER_COLUMNS),
             pl.format(
-                "not a number in close={} high={} low={} volume={} amount={}",
-                *PRICE_COLUMNS,
-                "volume",
-                "amount",
+                "not a number in close={} high={} low={} volume={} amount={}", *NUMBER_COLUMNS
             ),
         ),
         (
-            pl.any_horizontal(~p.is_finite() | (p <= 0) for p in price),
             Reason.BAD_PRICE,
+            pl.any_horizontal(~p.is_finite() | (p <= 0) for p in price),
             pl.format("price not positive and finite: close={} high={} low={}", *PRICE_COLUMNS),
         ),
         (
-            pl.col("high_num") < pl.col("low_num"),
             Reason.HIGH_BELOW_LOW,
+            pl.col("high_num") < pl.col("low_num"),
             pl.format("high={} < low={}", "high", "low"),
         ),
         (
+            Reason.CLOSE_OUTSIDE_RANGE,
             (pl.col("close_tick") > pl.col("high_tick"))
             | (pl.col("close_tick") < pl.col("low_tick")),
-            Reason.CLOSE_OUTSIDE_RANGE,
             pl.format("close={} outside [low={}, high={}]", "close", "low", "high"),
         ),
         (
+            Reason.BAD_VOLUME,
             pl.any_horizontal(
                 ~pl.col(c).is_finite() | (pl.col(c) < 0) for c in ("volume_num", "amount_num")
             ),
-            Reason.BAD_VOLUME,
             pl.format("volume={} amount={} must be finite and non-negative", "volume", "amount"),
         ),
         (
-            pl.col("eob_utc") < pl.col("bob_utc"),
             Reason.EOB_BEFORE_BOB,
+            pl.col("eob_utc") < pl.col("bob_utc"),
             pl.format("eob={} is before bob={}", "eob", "bob"),
         ),
         (
-            pl.col("symbol") != file_symbol,
             Reason.SYMBOL_MISMATCH,
+            pl.col("symbol") != file_symbol,
             pl.format("symbol={} but the file is {}", "symbol", "file"),
         ),
         (
-            pl.col("bob_utc").dt.convert_time_zone(NEW_YORK).dt.date() != pl.lit(day),
             Reason.WRONG_DAY,
+            (pl.col("bob_utc") < day_start) | (pl.col("bob_utc") >= day_end),
             pl.format("bob={} is not on the folder's day {}", "bob", pl.lit(day.isoformat())),
         ),
     ]
-    reason = pl.when(rules[0][0]).then(pl.lit(rules[0][1].value))
-    detail = pl.when(rules[0][0]).then(rules[0][2])
-    for condition, code, text in rules[1:]:
+
+
+def assign_reasons(rows: pl.LazyFrame, file_symbol: pl.Expr, day: dt.date) -> pl.LazyFrame:
+    """Add `reason`: the first rule (in `Reason` order) that the row breaks, else null."""
+    rules = _rules(file_symbol, day)
+    reason = pl.when(rules[0][1]).then(pl.lit(rules[0][0].value))
+    for code, condition, _ in rules[1:]:
         reason = reason.when(condition).then(pl.lit(code.value))
-        detail = detail.when(condition).then(text)
-    return rows.with_columns(
-        reason.otherwise(None).alias("reason"), detail.otherwise(None).alias("detail")
-    )
+    return rows.with_columns(reason.otherwise(None).alias("reason"))
 
 
-def mark_duplicates(rows: pl.LazyFrame) -> pl.LazyFrame:
-    """Among valid rows, one bar per (symbol, second): the last line of the file wins.
+def mark_duplicates(valid: pl.DataFrame) -> pl.DataFrame:
+    """Among valid rows sorted by (file, bob_utc, line), one bar per second: the last line wins.
 
-    Earlier lines of the same second are quarantined as `duplicate_exact` when every value
-    matches the kept row, else as `duplicate_conflict` (the detail names the kept line).
+    Earlier lines of the same second become `duplicate_exact` when every value matches the kept
+    row, else `duplicate_conflict`; `kept_line` names the line that was kept. Duplicates are
+    adjacent after the sort, so only the few rows equal to a neighbour are compared.
     """
-    valid = pl.col("reason").is_null()
     key = ["file", "bob_utc"]
     values = ["close_tick", "high_tick", "low_tick", "volume_num", "amount_num"]
-    ranked = rows.with_columns(
-        pl.when(valid).then(pl.col("line")).max().over(key).alias("_kept_line")
+    same = (pl.col("file") == pl.col("file").shift(1)) & (
+        pl.col("bob_utc") == pl.col("bob_utc").shift(1)
     )
-    kept_values = [
-        pl.col(v).filter(pl.col("line") == pl.col("_kept_line")).first().over(key).alias(f"_k_{v}")
-        for v in values
-    ]
-    ranked = ranked.with_columns(kept_values)
-    is_dup = valid & (pl.col("line") != pl.col("_kept_line"))
+    candidate = (same | same.shift(-1)).fill_null(False)
+    valid = valid.with_columns(
+        candidate.alias("_candidate"), pl.lit(None, pl.Int64).alias("kept_line")
+    )
+    if not valid["_candidate"].any():
+        return valid.drop("_candidate")
+    groups = valid.filter("_candidate")
+    kept = groups.group_by(key).agg(
+        pl.col("line").max().alias("_kept"),
+        *(pl.col(v).sort_by("line").last().alias(f"_k_{v}") for v in values),
+    )
     identical = pl.all_horizontal(pl.col(v) == pl.col(f"_k_{v}") for v in values)
-    return ranked.with_columns(
-        pl.when(is_dup & identical)
-        .then(pl.lit(Reason.DUPLICATE_EXACT.value))
-        .when(is_dup)
-        .then(pl.lit(Reason.DUPLICATE_CONFLICT.value))
-        .otherwise(pl.col("reason"))
-        .alias("reason"),
-        pl.when(is_dup)
-        .then(pl.format("same second as line {}, which is kept", "_kept_line"))
-        .otherwise(pl.col("detail"))
-        .alias("detail"),
-    ).drop("_kept_line", *[f"_k_{v}" for v in values])
-
-
-def mark_outliers(rows: pl.LazyFrame, factor: float, neighbours: int) -> pl.LazyFrame:
-    """Quarantine a print `factor`× away from the median of its neighbouring valid prints."""
-    valid = pl.col("reason").is_null()
-    # Nulls (invalid rows) are skipped, so the median is over valid prints of the same file.
-    with_median = rows.sort("file", "bob_utc", "line").with_columns(
-        pl.when(valid)
-        .then(pl.col("close_tick"))
-        .rolling_median(window_size=2 * neighbours + 1, center=True, min_samples=1)
-        .over("file")
-        .alias("_median")
+    is_dup = pl.col("line") != pl.col("_kept")
+    resolved = (
+        groups.join(kept, on=key, how="left")
+        .with_columns(
+            pl.when(is_dup & identical)
+            .then(pl.lit(Reason.DUPLICATE_EXACT.value))
+            .when(is_dup)
+            .then(pl.lit(Reason.DUPLICATE_CONFLICT.value))
+            .otherwise(pl.col("reason"))
+            .alias("reason"),
+            pl.when(is_dup).then(pl.col("_kept")).alias("kept_line"),
+        )
+        .drop("_kept", *(f"_k_{v}" for v in values))
     )
-    ratio = pl.col("close_tick") / pl.col("_median")
-    outlier = valid & ((ratio > factor) | (ratio < 1 / factor))
-    return with_median.with_columns(
-        pl.when(outlier)
+    return (
+        pl.concat([valid.filter(~pl.col("_candidate")), resolved], how="vertical")
+        .sort("file", "bob_utc", "line")
+        .drop("_candidate")
+    )
+
+
+def mark_outliers(valid: pl.DataFrame, factor: float, neighbours: int) -> pl.DataFrame:
+    """`price_outlier`: a print `factor`x away from the median of its neighbouring prints.
+
+    `valid` is sorted by (file, bob_utc, line). The median runs over the still-valid prints of the
+    same file, `neighbours` on each side and the print itself. Only prints more than `factor`^(1/3)
+    away from the day's median price of their file are examined (a real stock does not move
+    that far in a day), which keeps this cheap; `neighbour_median` is kept for the detail.
+    """
+    ok = pl.col("reason").is_null()
+    day_median = pl.col("close_tick").filter(ok).median().over("file")
+    bound = factor ** (1 / 3)
+    suspect = ok & (
+        (pl.col("close_tick") > day_median * bound) | (pl.col("close_tick") < day_median / bound)
+    )
+    valid = valid.with_columns(pl.lit(None, pl.Float64).alias("neighbour_median"))
+    rows = np.flatnonzero(valid.select(suspect.fill_null(False)).to_series().to_numpy())
+    if len(rows) == 0:
+        return valid
+    close = valid["close_tick"].to_numpy()
+    usable = valid.select(ok).to_series().to_numpy()
+    file_id = valid.select(pl.col("file").rle_id()).to_series().to_numpy()
+    window = np.clip(rows[:, None] + np.arange(-neighbours, neighbours + 1), 0, len(close) - 1)
+    same_file = file_id[window] == file_id[rows][:, None]
+    prices = np.where(same_file & usable[window], close[window], np.nan)
+    median = np.nanmedian(prices, axis=1)
+    ratio = close[rows] / median
+    outliers = rows[(ratio > factor) | (ratio < 1 / factor)]
+    flags = np.zeros(len(close), dtype=bool)
+    flags[outliers] = True
+    medians = np.full(len(close), np.nan)
+    medians[rows] = median
+    return valid.with_columns(
+        pl.when(pl.Series(flags))
         .then(pl.lit(Reason.PRICE_OUTLIER.value))
         .otherwise(pl.col("reason"))
         .alias("reason"),
-        pl.when(outlier)
-        .then(
-            pl.format(
-                "close={} is {}x the median {} of its neighbours",
-                "close",
-                ratio.round(1),
-                "_median",
-            )
+        pl.Series("neighbour_median", medians).fill_nan(None),
+    )
+
+
+def describe_reasons(bad: pl.LazyFrame, file_symbol: pl.Expr, day: dt.date) -> pl.LazyFrame:
+    """Add `detail`, a sentence naming the offending values, to quarantined rows.
+
+    Numbers the reader typed get their text back first, so details and `raw` show every field.
+    """
+    bad = bad.with_columns(
+        pl.coalesce(c, pl.col(f"{c}_num").cast(pl.String)).alias(c) for c in NUMBER_COLUMNS
+    )
+    detail = pl.when(pl.col("reason") == Reason.DUPLICATE_EXACT.value).then(
+        pl.format("same bar as line {}, which is kept", "kept_line")
+    )
+    detail = detail.when(pl.col("reason") == Reason.DUPLICATE_CONFLICT.value).then(
+        pl.format("same second as line {} (kept) with different values", "kept_line")
+    )
+    detail = detail.when(pl.col("reason") == Reason.PRICE_OUTLIER.value).then(
+        pl.format(
+            "close={} is {}x the median {} of its neighbours",
+            "close",
+            (pl.col("close_tick") / pl.col("neighbour_median")).round(1),
+            "neighbour_median",
         )
-        .otherwise(pl.col("detail"))
-        .alias("detail"),
-    ).drop("_median")
+    )
+    for code, _, text in _rules(file_symbol, day):
+        detail = detail.when(pl.col("reason") == code.value).then(text)
+    return bad.with_columns(detail.otherwise(None).alias("detail"))
