@@ -6,6 +6,7 @@ import dagster as dg
 
 from dagster_project.jobs import ingest_job
 from dagster_project.settings import Settings
+from diffstock_assets.features.assets import features, windows
 from diffstock_assets.ingest.assets import clean_bars
 from diffstock_assets.resources import LakeResource, RawDataResource
 
@@ -14,7 +15,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Assets, checks, jobs and resources wired from `settings` (default: the environment)."""
     settings = settings or Settings.from_env()
     return dg.Definitions(
-        assets=[clean_bars],
+        assets=[clean_bars, features, windows],
         jobs=[ingest_job],
         resources={
             "raw": RawDataResource(root=str(settings.raw)),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from diffstock_assets.groups import INGEST
+from diffstock_assets.groups import FEATURES, INGEST
 
 ingest_job = dg.define_asset_job(
     name="ingest_job",
-    selection=dg.AssetSelection.groups(INGEST),
-    description="Clean the raw bars of one trading day (or a range of days).",
+    selection=dg.AssetSelection.groups(INGEST, FEATURES),
+    description="Clean one trading day's raw bars, then build its features and model windows.",
 )

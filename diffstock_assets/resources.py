@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -83,3 +86,50 @@ class LakeResource(dg.ConfigurableResource):
             )
         with fs.open(path, "rb") as handle:
             return pl.read_parquet(handle)
+
+    def write_folder(self, asset: str, partition: str, write: Callable[[Path], None]) -> str:
+        """Publish a folder of files (`write` fills a local temporary folder) atomically.
+
+        On a local lake the finished folder replaces the old one by renames; on an object store
+        it is uploaded under a temporary name and then moved into place.
+        """
+        fs, root = self._fs()
+        final = f"{root}/{asset}/{partition}"
+        fs.makedirs(f"{root}/{asset}", exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"{asset}-{partition}-") as scratch:
+            write(Path(scratch))
+            if self._is_local():
+                staged = Path(f"{final}.{uuid.uuid4().hex}.tmp")
+                shutil.copytree(scratch, staged)
+                retired = Path(f"{final}.{uuid.uuid4().hex}.old")
+                if Path(final).exists():
+                    Path(final).rename(retired)
+                staged.rename(final)
+                shutil.rmtree(retired, ignore_errors=True)
+            else:
+                staged = f"{final}.{uuid.uuid4().hex}.tmp"
+                fs.put(scratch, staged, recursive=True)
+                if fs.exists(final):
+                    fs.rm(final, recursive=True)
+                fs.mv(staged, final, recursive=True)
+        return f"{self.root.rstrip('/')}/{asset}/{partition}"
+
+    def local_folder(self, asset: str, partition: str, cache: Path | None = None) -> Path:
+        """A local path to read a published folder from (downloaded first on object stores)."""
+        fs, root = self._fs()
+        remote = f"{root}/{asset}/{partition}"
+        if not fs.exists(remote):
+            raise dg.Failure(
+                description=f"{self.root.rstrip('/')}/{asset}/{partition} is missing: "
+                f"materialise {asset} for partition {partition} first."
+            )
+        if self._is_local():
+            return Path(remote)
+        target = (cache or Path(tempfile.gettempdir()) / "diffstock-lake-cache") / asset / partition
+        if not target.exists():
+            fs.get(remote, str(target), recursive=True)
+        return target
+
+    def _is_local(self) -> bool:
+        fs, _ = self._fs()
+        return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))

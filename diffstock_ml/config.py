@@ -31,3 +31,50 @@ class IngestConfig:
             raise ValueError(
                 f"outlier_neighbours must be at least 1, got {self.outlier_neighbours}"
             )
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How one session's clean bars become causal features, the volatility scale and the target.
+
+    The windows themselves are part of the feature names (`rv_300s`) and so are fixed in
+    `diffstock_ml.features`; this holds what can be tuned without renaming a column.
+    """
+
+    # A trailing-window feature is null until its window holds this many values from today
+    # (capped at the window length). Until the window is full it uses the history it has:
+    # windows never reach back before the session open.
+    min_periods: int = 10
+    # Half-life, in seconds, of the EWMA of squared 1 s log returns behind `sigma_30s`.
+    sigma_halflife_s: float = 300.0
+    # Lower bound of `sigma_30s`, in return units (1e-5 = 0.1 bp), so that a quiet or untraded
+    # stretch cannot blow up the standardised target `ret_30s / sigma_30s`.
+    sigma_floor: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.min_periods < 1:
+            raise ValueError(f"min_periods must be at least 1, got {self.min_periods}")
+        if self.sigma_halflife_s <= 0:
+            raise ValueError(f"sigma_halflife_s must be positive, got {self.sigma_halflife_s}")
+        if self.sigma_floor <= 0:
+            raise ValueError(f"sigma_floor must be positive, got {self.sigma_floor}")
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Which seconds of a day are model anchors: the window before them and the target after."""
+
+    # Seconds of history in a window (the seed plan tries 60, 120 and 300).
+    length: int = 120
+    # Forecast horizon in seconds: the target is ret_30s.
+    horizon_s: int = 30
+    # Reject anchors whose window holds a stale second.
+    exclude_stale_window: bool = True
+    # Reject anchors that are stale at t or at t + horizon (the target would be a stale price).
+    exclude_stale_target: bool = True
+
+    def __post_init__(self) -> None:
+        if self.length < 2:
+            raise ValueError(f"window length must be at least 2 s, got {self.length}")
+        if self.horizon_s < 1:
+            raise ValueError(f"horizon_s must be at least 1 s, got {self.horizon_s}")

@@ -62,3 +62,13 @@ def write_file(raw_root: Path) -> WriteFile:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_market(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic `tiny` profile (4 symbols x 3 sessions), generated once per test session."""
+    from diffstock_ml.synthetic import PROFILES, generate_market
+
+    raw = tmp_path_factory.mktemp("tiny_market") / "raw"
+    generate_market(PROFILES["tiny"], raw, workers=1)
+    return raw

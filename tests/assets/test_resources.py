@@ -53,3 +53,33 @@ def test_missing_raw_folder_is_a_clear_failure(tmp_path: Path) -> None:
     raw = RawDataResource(root=str(tmp_path))
     with pytest.raises(dg.Failure, match="No raw folder for session 20251103"):
         raw.day_folder("20251103")
+
+
+def test_folders_publish_atomically_and_replace_the_old_one(tmp_path: Path) -> None:
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    lake.write_folder("windows", "20251103", lambda f: (f / "a.npy").write_bytes(b"old"))
+    lake.write_folder("windows", "20251103", lambda f: (f / "b.npy").write_bytes(b"new"))
+    folder = lake.local_folder("windows", "20251103")
+    assert [p.name for p in folder.iterdir()] == ["b.npy"]
+    assert [p.name for p in (tmp_path / "lake" / "windows").iterdir()] == ["20251103"]
+
+
+def test_a_folder_write_that_dies_leaves_the_old_folder(tmp_path: Path) -> None:
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    lake.write_folder("windows", "20251103", lambda f: (f / "a.npy").write_bytes(b"old"))
+
+    def dies(folder: Path) -> None:
+        (folder / "half.npy").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lake.write_folder("windows", "20251103", dies)
+    assert [p.name for p in (tmp_path / "lake" / "windows").iterdir()] == ["20251103"]
+    assert (tmp_path / "lake" / "windows" / "20251103" / "a.npy").read_bytes() == b"old"
+
+
+def test_folders_on_an_fsspec_url_are_downloaded_for_reading(tmp_path: Path) -> None:
+    lake = LakeResource(root="memory://diffstock-test-folders")
+    lake.write_folder("windows", "20251103", lambda f: (f / "x.npy").write_bytes(b"data"))
+    local = lake.local_folder("windows", "20251103", cache=tmp_path)
+    assert (local / "x.npy").read_bytes() == b"data"

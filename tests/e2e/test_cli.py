@@ -17,7 +17,7 @@ DAY = "20251103"
 
 
 @pytest.mark.e2e
-def test_materialize_clean_bars_through_the_cli(
+def test_materialize_a_day_through_the_cli(
     tmp_path: Path, write_file: WriteFile, raw_root: Path
 ) -> None:
     write_file(DAY, "AMD.csv", [bar_line("AMD", utc(DAY, "14:30:00"), 100.0), "garbage"])
@@ -30,7 +30,8 @@ def test_materialize_clean_bars_through_the_cli(
         "DIFFSTOCK_RAW": str(raw_root),
     }
     command = [sys.executable, "-m", "dagster", "asset", "materialize"]
-    command += ["-m", "dagster_project.definitions", "--select", "clean_bars", "--partition", DAY]
+    selection = "clean_bars,features,windows"
+    command += ["-m", "dagster_project.definitions", "--select", selection, "--partition", DAY]
     completed = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )

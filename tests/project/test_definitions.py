@@ -20,15 +20,27 @@ def _defs(tmp_path: Path) -> dg.Definitions:
 def test_asset_keys_checks_and_jobs_snapshot(tmp_path: Path) -> None:
     defs = _defs(tmp_path)
     graph = defs.resolve_asset_graph()
-    assert sorted(k.to_user_string() for k in graph.get_all_asset_keys()) == ["clean_bars"]
-    assert sorted(k.name for k in graph.asset_check_keys) == [
-        "close_outside_high_low",
-        "duplicate_symbol_second",
-        "incomplete_grid",
-        "schema_mismatch",
-        "too_many_quarantined_rows",
-        "too_many_stale_seconds",
+    assert sorted(k.to_user_string() for k in graph.get_all_asset_keys()) == [
+        "clean_bars",
+        "features",
+        "windows",
     ]
+    assert sorted(k.to_user_string() for k in graph.asset_check_keys) == [
+        "clean_bars:close_outside_high_low",
+        "clean_bars:duplicate_symbol_second",
+        "clean_bars:incomplete_grid",
+        "clean_bars:schema_mismatch",
+        "clean_bars:too_many_quarantined_rows",
+        "clean_bars:too_many_stale_seconds",
+        "features:implausible_target_scale",
+        "windows:nonfinite_feature_at_anchor",
+        "windows:too_few_valid_anchors",
+    ]
+    upstream = {
+        k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
+        for k in graph.get_all_asset_keys()
+    }
+    assert upstream == {"clean_bars": [], "features": ["clean_bars"], "windows": ["features"]}
     assert sorted(job.name for job in defs.resolve_all_job_defs()) == ["__ASSET_JOB", "ingest_job"]
 
 

@@ -1,0 +1,153 @@
+"""One day's model-ready arrays and the index of valid anchor seconds.
+
+Arrays are `[symbol, second, feature]` float32 over the full session grid; an anchor `(s, t)`
+names the window `x[s, t-N+1 : t+1]` and the target `ret_30s[s, t]`. Windows are never copied
+out: `diffstock_ml.batches` gathers them by index. An anchor is valid when
+
+- the whole window lies inside the session (`t >= N - 1`; the grid holds one session only, so a
+  window can never cross a day) and every feature in it is finite;
+- no second of the window, nor `t + horizon`, is stale (each configurable);
+- the target `ret_30s` and the scale `sigma_30s` at `t` are present.
+
+The day is stored as plain `.npy` files so that loading is a memory map (zero copy).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from diffstock_ml.config import WindowConfig
+from diffstock_ml.features import FEATURE_COLUMNS
+
+ARRAY_FILES = ("x", "target", "sigma", "close", "anchors")
+META_FILE = "meta.json"
+
+
+@dataclass(frozen=True)
+class DayArrays:
+    """A day's arrays (possibly memory-mapped) and the valid anchors."""
+
+    day: str
+    symbols: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    start_ts_us: int  # UTC microseconds of second 0 (the session open)
+    config: WindowConfig
+    x: np.ndarray  # float32 [S, T, F]
+    target: np.ndarray  # float64 [S, T] ret_30s (NaN where absent)
+    sigma: np.ndarray  # float64 [S, T] sigma_30s
+    close: np.ndarray  # float64 [S, T] forward-filled close
+    anchors: np.ndarray  # int32 [A, 2]: (symbol index, second index)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, name).nbytes for name in ARRAY_FILES)
+
+    def anchors_per_symbol(self) -> dict[str, int]:
+        counts = np.bincount(self.anchors[:, 0], minlength=len(self.symbols))
+        return dict(zip(self.symbols, counts.tolist(), strict=True))
+
+    def valid_share(self) -> float:
+        seconds = self.x.shape[0] * self.x.shape[1]
+        return len(self.anchors) / seconds if seconds else 0.0
+
+
+def build_day_arrays(features: pl.DataFrame, day: str, config: WindowConfig) -> DayArrays:
+    """Features of one session (FEATURES_SCHEMA rows, full grid per symbol) -> `DayArrays`."""
+    features = features.sort("symbol", "ts")
+    symbols = tuple(features["symbol"].unique(maintain_order=True).to_list())
+    n_symbols = len(symbols)
+    if n_symbols == 0:
+        raise ValueError(f"{day}: no features rows to build windows from")
+    n_seconds = features.height // n_symbols
+    if n_seconds * n_symbols != features.height:
+        raise ValueError(f"{day}: symbols do not all have the same number of seconds")
+
+    def grid(column: str, dtype: type) -> np.ndarray:
+        values = features[column].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        return values.astype(dtype).reshape(n_symbols, n_seconds)
+
+    x = (
+        features.select(pl.col(c).cast(pl.Float32).fill_null(np.nan) for c in FEATURE_COLUMNS)
+        .to_numpy()
+        .reshape(n_symbols, n_seconds, len(FEATURE_COLUMNS))
+    )
+    stale = features["stale"].to_numpy().reshape(n_symbols, n_seconds)
+    arrays = {
+        "x": np.ascontiguousarray(x, dtype=np.float32),
+        "target": grid("ret_30s", np.float64),
+        "sigma": grid("sigma_30s", np.float64),
+        "close": grid("close", np.float64),
+    }
+    anchors = valid_anchors(arrays["x"], stale, arrays["target"], arrays["sigma"], config)
+    start = features["ts"][0]
+    return DayArrays(
+        day=day,
+        symbols=symbols,
+        feature_names=FEATURE_COLUMNS,
+        start_ts_us=int(start.timestamp() * 1_000_000),
+        config=config,
+        anchors=anchors,
+        **arrays,
+    )
+
+
+def valid_anchors(
+    x: np.ndarray,
+    stale: np.ndarray,
+    target: np.ndarray,
+    sigma: np.ndarray,
+    config: WindowConfig,
+) -> np.ndarray:
+    """`(symbol, second)` pairs whose window, target and scale satisfy the anchor rules."""
+    n_symbols, n_seconds = stale.shape
+    length, horizon = config.length, config.horizon_s
+    bad = ~np.isfinite(x).all(axis=-1)
+    if config.exclude_stale_window:
+        bad |= stale
+    # bad seconds inside the window [t-N+1, t], by a running count
+    counts = np.concatenate([np.zeros((n_symbols, 1), np.int64), np.cumsum(bad, axis=1)], axis=1)
+    in_window = np.zeros((n_symbols, n_seconds), dtype=bool)
+    t = np.arange(length - 1, n_seconds)
+    in_window[:, t] = (counts[:, t + 1] - counts[:, t + 1 - length]) == 0
+    ok = in_window & np.isfinite(target) & np.isfinite(sigma) & (sigma > 0)
+    if config.exclude_stale_target:
+        ahead = np.ones_like(stale)
+        ahead[:, : n_seconds - horizon] = stale[:, horizon:]
+        ok &= ~stale & ~ahead
+    symbol, second = np.nonzero(ok)
+    return np.stack([symbol, second], axis=1).astype(np.int32)
+
+
+def save_day_arrays(arrays: DayArrays, folder: Path) -> None:
+    """Write the `.npy` files and `meta.json` into `folder` (the caller makes it atomic)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ARRAY_FILES:
+        np.save(folder / f"{name}.npy", getattr(arrays, name), allow_pickle=False)
+    meta = {
+        "day": arrays.day,
+        "symbols": list(arrays.symbols),
+        "feature_names": list(arrays.feature_names),
+        "start_ts_us": arrays.start_ts_us,
+        "config": asdict(arrays.config),
+    }
+    (folder / META_FILE).write_text(json.dumps(meta, indent=1))
+
+
+def load_day_arrays(folder: Path, mmap: bool = True) -> DayArrays:
+    """Load a day written by `save_day_arrays`; memory-mapped (zero copy) by default."""
+    meta = json.loads((folder / META_FILE).read_text())
+    mode = "c" if mmap else None  # copy-on-write: writable in memory, file untouched
+    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode=mode) for name in ARRAY_FILES}
+    return DayArrays(
+        day=meta["day"],
+        symbols=tuple(meta["symbols"]),
+        feature_names=tuple(meta["feature_names"]),
+        start_ts_us=meta["start_ts_us"],
+        config=WindowConfig(**meta["config"]),
+        **arrays,
+    )

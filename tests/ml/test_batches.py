@@ -1,0 +1,84 @@
+"""The batch loader against a naive per-window reference; shuffling; the training normaliser."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from test_windows import CONFIG, _features
+
+from diffstock_ml.batches import Normaliser, WindowLoader
+from diffstock_ml.splits import fit_normaliser, split_days
+from diffstock_ml.windows import build_day_arrays
+
+DAYS = ("20251103", "20251104", "20251105", "20251106")
+
+
+@pytest.fixture(scope="module")
+def days():
+    return {day: build_day_arrays(_features(seed=i), day, CONFIG) for i, day in enumerate(DAYS)}
+
+
+def test_batches_equal_naive_slices_and_never_mix_days(days) -> None:
+    arrays = list(days.values())
+    loader = WindowLoader(arrays, batch_size=97, shuffle=True, seed=3)
+    seen = 0
+    for batch in loader:
+        for row in range(len(batch.x)):
+            d, s, t = batch.anchor[row].tolist()
+            day = arrays[d]
+            expected = day.x[s, t - CONFIG.length + 1 : t + 1]
+            np.testing.assert_array_equal(batch.x[row].numpy(), expected)
+            assert batch.target[row].item() == pytest.approx(day.target[s, t], rel=1e-6)
+            assert batch.close[row].item() == pytest.approx(day.close[s, t], rel=1e-6)
+        seen += len(batch.x)
+    assert seen == sum(len(a.anchors) for a in arrays)
+    assert batch.x.shape[1:] == (CONFIG.length, arrays[0].x.shape[-1])
+
+
+def test_shuffle_is_deterministic_per_seed_and_epoch(days) -> None:
+    arrays = list(days.values())
+
+    def first_anchors(seed: int, epochs: int) -> list[list[list[int]]]:
+        loader = WindowLoader(arrays, batch_size=16, seed=seed)
+        return [next(iter(loader)).anchor.tolist() for _ in range(epochs)]
+
+    assert first_anchors(1, 2) == first_anchors(1, 2)
+    epoch0, epoch1 = first_anchors(1, 2)
+    assert epoch0 != epoch1 and first_anchors(2, 1)[0] != epoch0
+    days_in_batch = {a[0] for a in epoch0}
+    assert len(days_in_batch) > 1  # shuffled across days
+
+
+def test_unshuffled_order_covers_every_anchor_once(days) -> None:
+    loader = WindowLoader(list(days.values()), batch_size=1000, shuffle=False)
+    anchors = torch.cat([b.anchor for b in loader])
+    assert len(anchors) == len(torch.unique(anchors, dim=0)) == len(loader.anchors)
+
+
+def test_normaliser_is_fit_on_training_days_only(days) -> None:
+    splits = split_days(list(days), train=2, val=1, test=1)
+    reference = fit_normaliser(days, splits)
+    tampered = dict(days)
+    for day in (*splits.val, *splits.test):
+        tampered[day] = dataclasses.replace(days[day], x=days[day].x * 100 + 7)
+    assert fit_normaliser(tampered, splits) == reference
+    train_day = splits.train[0]
+    tampered[train_day] = dataclasses.replace(days[train_day], x=days[train_day].x * 100 + 7)
+    assert fit_normaliser(tampered, splits) != reference
+
+
+def test_normalised_batches_are_centred_and_clipped(days) -> None:
+    arrays = list(days.values())
+    normaliser = Normaliser.fit(arrays[:2], clip=3.0)
+    batch = next(iter(WindowLoader(arrays[:2], batch_size=4096, normaliser=normaliser)))
+    assert batch.x.abs().max() <= 3.0
+    assert batch.x.median(dim=0).values.abs().mean() < 0.1
+
+
+def test_splits_are_whole_days_oldest_first() -> None:
+    splits = split_days(["20251105", "20251103", "20251106", "20251104"], 2, 1, 1)
+    assert splits.train == ("20251103", "20251104")
+    assert splits.val == ("20251105",) and splits.test == ("20251106",)
+    with pytest.raises(ValueError, match="need exactly 5 distinct trading days"):
+        split_days(["20251103", "20251104"], 3, 1, 1)
