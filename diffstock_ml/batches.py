@@ -8,6 +8,7 @@ deterministic for a given seed and epoch.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -61,9 +62,9 @@ class Normaliser:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise a `[..., F]` tensor on its own device."""
-        median = torch.tensor(self.median, dtype=x.dtype, device=x.device)
-        scale = torch.tensor(self.scale, dtype=x.dtype, device=x.device)
-        return ((x - median) / scale).clamp_(-self.clip, self.clip)
+        shift, inverse_scale = _constants(self, x.dtype, x.device)
+        # (x - median) / scale as one fused multiply-add: x * (1/scale) + (-median/scale)
+        return torch.addcmul(shift, x, inverse_scale).clamp_(-self.clip, self.clip)
 
     def to_dict(self) -> dict[str, object]:
         return {"median": list(self.median), "scale": list(self.scale), "clip": self.clip}
@@ -71,6 +72,16 @@ class Normaliser:
     @classmethod
     def from_dict(cls, data: dict) -> Normaliser:
         return cls(tuple(data["median"]), tuple(data["scale"]), float(data["clip"]))
+
+
+@functools.lru_cache(maxsize=16)
+def _constants(
+    normaliser: Normaliser, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    median = torch.tensor(normaliser.median, dtype=torch.float64)
+    inverse_scale = 1 / torch.tensor(normaliser.scale, dtype=torch.float64)
+    shift = -median * inverse_scale
+    return shift.to(device, dtype), inverse_scale.to(device, dtype)
 
 
 class WindowLoader:
@@ -86,6 +97,7 @@ class WindowLoader:
         seed: int = 0,
         device: torch.device | str = "cpu",
         drop_last: bool = False,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         if not days:
             raise ValueError("WindowLoader needs at least one day")
@@ -100,13 +112,17 @@ class WindowLoader:
         self.drop_last = drop_last
         self.device = torch.device(device)
         self.epoch = 0
-        self._days = [_DayTensors.from_arrays(day, self.device) for day in days]
-        self.anchors = torch.cat(
-            [
-                torch.cat([torch.full((len(d.anchors), 1), i), d.anchors], dim=1)
-                for i, d in enumerate(self._days)
-            ]
-        )  # [A, 3] on the CPU: (day, symbol, second)
+        self._days = [_DayTensors.from_arrays(day, self.device, self.length) for day in days]
+        anchors = torch.from_numpy(
+            np.concatenate(
+                [
+                    np.column_stack([np.full(len(day.anchors), i), day.anchors]).astype(np.int32)
+                    for i, day in enumerate(days)
+                ]
+            )
+        )  # [A, 3] int32 on the CPU: (day, symbol, second)
+        rank, world = shard  # data-parallel training: each rank keeps every world-th anchor
+        self.anchors = anchors[rank::world]
         self._offsets = torch.arange(-self.length + 1, 1)  # [N]
 
     def __len__(self) -> int:
@@ -118,51 +134,80 @@ class WindowLoader:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[Batch]:
-        order = self._order(self.epoch)
+        epoch = self.epoch
         self.epoch += 1
-        for start in range(0, len(order), self.batch_size):
+        return self.iterate(epoch)
+
+    def iterate(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+        """The batches of `epoch` from batch number `start_batch` on (resuming mid-epoch)."""
+        order = self._order(epoch)
+        for start in range(start_batch * self.batch_size, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
             if self.drop_last and len(index) < self.batch_size:
                 break
-            yield self.gather(self.anchors[index])
+            batch = self.anchors[index]
+            # order inside a batch does not matter for training: group it by day (cheaper)
+            yield self._gather_sorted(batch[torch.argsort(batch[:, 0], stable=True)].long())
 
     def _order(self, epoch: int) -> torch.Tensor:
         if not self.shuffle:
             return torch.arange(len(self.anchors))
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(len(self.anchors), generator=generator)
+        return torch.randperm(len(self.anchors), generator=generator, dtype=torch.int32)
 
     def gather(self, anchors: torch.Tensor) -> Batch:
         """The batch of the given `[B, 3]` anchors, in their order."""
-        size = len(anchors)
-        n_features = self._days[0].x.shape[-1]
-        x = torch.empty((size, self.length, n_features), dtype=torch.float32, device=self.device)
-        scalars = torch.empty((3, size), dtype=torch.float32, device=self.device)
+        anchors = anchors.long()
         day_index = anchors[:, 0]
-        for d in torch.unique(day_index).tolist():
-            rows = torch.nonzero(day_index == d).squeeze(1)
-            symbol = anchors[rows, 1].to(self.device)
-            second = anchors[rows, 2].to(self.device)
+        by_day = torch.argsort(day_index, stable=True)
+        sorted_batch = self._gather_sorted(anchors[by_day])
+        if torch.equal(by_day, torch.arange(len(anchors))):
+            return sorted_batch
+        back = torch.argsort(by_day).to(self.device)  # undo the sort
+        return Batch(*(field[back] for field in sorted_batch))
+
+    def _gather_sorted(self, anchors: torch.Tensor) -> Batch:
+        """Anchors grouped by day: one block gather per day, concatenated (no scatter)."""
+        days, counts = torch.unique_consecutive(anchors[:, 0], return_counts=True)
+        pieces, scalars = [], []
+        start = 0
+        for d, count in zip(days.tolist(), counts.tolist(), strict=True):
+            part = anchors[start : start + count].to(self.device)
+            start += count
             day = self._days[d]
-            seconds = second[:, None] + self._offsets.to(self.device)  # [b, N]
-            target_rows = rows.to(self.device)
-            x[target_rows] = day.x[symbol[:, None], seconds]
-            scalars[:, target_rows] = day.scalars[:, symbol, second]
+            symbol, second = part[:, 1], part[:, 2]
+            # each window is one contiguous block of the day array
+            pieces.append(day.windows[symbol, second - self.length + 1])  # [b, N*F]
+            scalars.append(
+                torch.stack([v[symbol, second] for v in (day.target, day.sigma, day.close)])
+            )
+        n_features = self._days[0].x.shape[-1]
+        x = torch.cat(pieces).view(len(anchors), self.length, n_features)  # [B, N, F]
+        target, sigma, close = torch.cat(scalars, dim=1).float()  # 3 x [B]
         if self.normaliser is not None:
             x = self.normaliser.apply(x)
-        return Batch(x, scalars[0], scalars[1], scalars[2], anchors.to(self.device))
+        return Batch(x, target, sigma, close, anchors.to(self.device))
 
 
 @dataclass(frozen=True)
 class _DayTensors:
+    """One day as tensors sharing memory with the (memory-mapped) arrays; on the GPU if asked."""
+
     x: torch.Tensor  # [S, T, F] float32
-    scalars: torch.Tensor  # [3, S, T] float32: target, sigma, close
-    anchors: torch.Tensor  # [A, 2] int64
+    windows: torch.Tensor  # [S, T-N+1, N*F] view: row i is the window starting at second i
+    target: torch.Tensor  # [S, T] float64
+    sigma: torch.Tensor  # [S, T] float64
+    close: torch.Tensor  # [S, T] float64
 
     @classmethod
-    def from_arrays(cls, day: DayArrays, device: torch.device) -> _DayTensors:
-        x = torch.from_numpy(np.asarray(day.x))
-        scalars = torch.from_numpy(np.stack([day.target, day.sigma, day.close]).astype(np.float32))
+    def from_arrays(cls, day: DayArrays, device: torch.device, length: int) -> _DayTensors:
+        tensors = [
+            torch.from_numpy(np.asarray(a)) for a in (day.x, day.target, day.sigma, day.close)
+        ]
         if device.type == "cuda":
-            x, scalars = x.to(device, non_blocking=True), scalars.to(device, non_blocking=True)
-        return cls(x, scalars, torch.from_numpy(np.asarray(day.anchors, dtype=np.int64)))
+            tensors = [t.to(device, non_blocking=True) for t in tensors]
+        x, target, sigma, close = tensors
+        n_symbols, n_seconds, n_features = x.shape
+        flat = x.reshape(n_symbols, n_seconds * n_features)
+        windows = flat.unfold(1, length * n_features, n_features)
+        return cls(x, windows, target, sigma, close)
