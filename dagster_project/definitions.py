@@ -4,22 +4,35 @@ from __future__ import annotations
 
 import dagster as dg
 
-from dagster_project.jobs import ingest_job
+from dagster_project.jobs import ingest_job, train_job
 from dagster_project.settings import Settings
 from diffstock_assets.features.assets import features, windows
 from diffstock_assets.ingest.assets import clean_bars
-from diffstock_assets.resources import LakeResource, RawDataResource
+from diffstock_assets.mlflow_resource import MLflowResource
+from diffstock_assets.model.assets import build_diffusion_model
+from diffstock_assets.resources import ComputeResource, LakeResource, RawDataResource
+from diffstock_ml.train.profiles import PROFILES
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Assets, checks, jobs and resources wired from `settings` (default: the environment)."""
     settings = settings or Settings.from_env()
+    if settings.profile not in PROFILES:
+        raise ValueError(f"DIFFSTOCK_PROFILE={settings.profile!r} is not one of {sorted(PROFILES)}")
+    profile = PROFILES[settings.profile]
     return dg.Definitions(
-        assets=[clean_bars, features, windows],
-        jobs=[ingest_job],
+        assets=[clean_bars, features, windows, build_diffusion_model(profile)],
+        jobs=[ingest_job, train_job],
         resources={
             "raw": RawDataResource(root=str(settings.raw)),
             "lake": LakeResource(root=settings.lake),
+            "mlflow": MLflowResource(
+                tracking_uri=settings.mlflow_tracking_uri,
+                artifact_location=str(settings.mlflow_artifacts),
+            ),
+            "compute": ComputeResource(
+                device=settings.device, scratch_root=str(settings.data / "scratch")
+            ),
         },
         # Each step process imports polars (and later torch): two at a time suits a laptop.
         executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),

@@ -16,11 +16,15 @@ from dagster_project.definitions import build_definitions
 from dagster_project.settings import Settings
 from diffstock_assets.resources import RawDataResource
 from diffstock_ml.synthetic import PROFILES, generate_market
+from diffstock_ml.train.profiles import PROFILES as PROFILES_BY_NAME
 
 _INSTANCE_YAML = """\
 # Written by `python -m dagster_project.demo`; edit freely (it is not overwritten).
 telemetry:
   enabled: false
+concurrency:
+  pools:
+    default_limit: 1  # the `gpu` pool (training) runs one step at a time
 """
 
 
@@ -70,21 +74,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"No session folders (YYYYMMDD) under {settings.raw}", file=sys.stderr)
         return 1
 
-    job = build_definitions(settings).resolve_job_def("ingest_job")
+    defs = build_definitions(settings)
     failed = []
     with dg.DagsterInstance.get() as instance:
         for key in keys:
-            result = job.execute_in_process(
-                partition_key=key, instance=instance, raise_on_error=False, run_config=_QUIET
-            )
-            print(f"{job.name} {key}: {'ok' if result.success else 'FAILED'}", flush=True)
-            if not result.success:
+            if not _run(defs, "ingest_job", key, instance):
                 failed.append(key)
+        done = len(keys) - len(failed)
+        print(f"\n{done}/{len(keys)} trading days materialised into {settings.lake}")
+        profile = PROFILES_BY_NAME[settings.profile]
+        if not failed and len(keys) >= profile.days:
+            print(f"Training the diffusion model as of {keys[-1]} ({settings.profile} profile) ...")
+            if not _run(defs, "train_job", keys[-1], instance):
+                failed.append(f"diffusion_model {keys[-1]}")
+        elif not failed:
+            print(f"Not training: the {settings.profile} profile needs {profile.days} days.")
 
-    print(f"\n{len(keys) - len(failed)}/{len(keys)} trading days materialised into {settings.lake}")
-    print("Open the Dagster UI (asset graph, partitions, checks):")
+    print("\nOpen the Dagster UI (asset graph, partitions, checks):")
     print(f"  DAGSTER_HOME={settings.dagster_home} dagster dev -h 127.0.0.1 -p 3000")
+    print("Open the MLflow UI (runs, curves, registered models):")
+    print(f"  mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} -h 127.0.0.1 -p 5000")
     return 1 if failed else 0
+
+
+def _run(defs: dg.Definitions, job_name: str, key: str, instance: dg.DagsterInstance) -> bool:
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        partition_key=key, instance=instance, raise_on_error=False, run_config=_QUIET
+    )
+    print(f"{job_name} {key}: {'ok' if result.success else 'FAILED'}", flush=True)
+    return result.success
 
 
 if __name__ == "__main__":

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from diffstock_assets.groups import FEATURES, INGEST
+from diffstock_assets.groups import FEATURES, INGEST, MODEL
 
 ingest_job = dg.define_asset_job(
     name="ingest_job",
     selection=dg.AssetSelection.groups(INGEST, FEATURES),
     description="Clean one trading day's raw bars, then build its features and model windows.",
+)
+
+train_job = dg.define_asset_job(
+    name="train_job",
+    selection=dg.AssetSelection.groups(MODEL),
+    description="Train the diffusion model as of one trading day (its windows must exist).",
 )

@@ -9,6 +9,8 @@
 - `DAGSTER_HOME`: the Dagster instance (`$DIFFSTOCK_DATA/dagster_home`; the demo command sets
   it, `dagster dev` needs it exported)
 - `DIFFSTOCK_DEVICE`: torch device, `auto` = cuda -> mps -> cpu
+- `DIFFSTOCK_PROFILE`: `demo` (6/2/2-day splits, a small model for a CPU) or `full` (30/5/5,
+  sized for one GPU); fixes how many sessions the model assets map back from the as-of day
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Settings:
     mlflow_artifacts: Path
     dagster_home: Path
     device: str
+    profile: str
 
     @property
     def raw_is_demo(self) -> bool:
@@ -49,6 +52,7 @@ class Settings:
             ).absolute(),
             dagster_home=Path(env.get("DAGSTER_HOME", data / "dagster_home")).absolute(),
             device=env.get("DIFFSTOCK_DEVICE", "auto"),
+            profile=env.get("DIFFSTOCK_PROFILE", "demo"),
         )
 
 

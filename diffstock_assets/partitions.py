@@ -31,3 +31,25 @@ def build_trading_day_partitions(
 
 
 trading_days = build_trading_day_partitions()
+
+
+def sessions_ending(partition_key: str, count: int) -> list[str]:
+    """The `count` partition keys ending at `partition_key`, oldest first.
+
+    A `TimeWindowPartitionMapping` silently clips near the first partition; this raises a
+    `Failure` naming what is missing instead.
+    """
+    keys = trading_days.get_partition_keys()
+    if partition_key not in keys:
+        raise dg.Failure(description=f"{partition_key} is not a trading-day partition")
+    end = keys.index(partition_key) + 1
+    days = keys[max(0, end - count) : end]
+    if len(days) < count:
+        raise dg.Failure(
+            description=(
+                f"as-of day {partition_key} needs {count} trading days ending there, but the "
+                f"partitions start at {keys[0]}: only {len(days)} exist. Pick a later as-of day."
+            ),
+            allow_retries=False,
+        )
+    return days

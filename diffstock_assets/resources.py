@@ -133,3 +133,21 @@ class LakeResource(dg.ConfigurableResource):
     def _is_local(self) -> bool:
         fs, _ = self._fs()
         return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+class ComputeResource(dg.ConfigurableResource):
+    """Where torch work runs: `auto` picks cuda, then mps, then cpu."""
+
+    device: str = "auto"
+    scratch_root: str = str(Path(tempfile.gettempdir()) / "diffstock-scratch")
+
+    def torch_device(self):  # -> torch.device (torch imported lazily: ingest never needs it)
+        from diffstock_ml.device import select_device
+
+        return select_device(self.device)
+
+    def scratch(self, *parts: str) -> Path:
+        """A local working folder that outlives a killed run (checkpoints to resume from)."""
+        folder = Path(self.scratch_root, *parts)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder

@@ -18,6 +18,7 @@ DAYS = ["20251031", "20251103", "20251104"]
 def test_demo_command_builds_every_day_into_the_instance(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DIFFSTOCK_", "DAGSTER_HOME"))}
     env["DIFFSTOCK_DATA"] = str(tmp_path)
+    env["DIFFSTOCK_PROFILE"] = "tiny"  # 1/1/1-day splits and a small model: trains in seconds
     command = [sys.executable, "-m", "dagster_project.demo", "--profile", "tiny"]
     completed = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
@@ -32,6 +33,9 @@ def test_demo_command_builds_every_day_into_the_instance(tmp_path: Path) -> None
         for asset in ("clean_bars", "features", "windows"):
             status = instance.get_status_by_partition(dg.AssetKey(asset), DAYS, trading_days)
             assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}, asset
+        model = instance.get_latest_materialization_event(dg.AssetKey("diffusion_model"))
+        assert model.asset_materialization.partition == DAYS[-1]
+    assert "mlflow ui --backend-store-uri sqlite:///" in completed.stdout
 
     # a second run keeps the generated market and succeeds again (idempotent)
     again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

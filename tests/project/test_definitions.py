@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from dagster_project.definitions import build_definitions
 from dagster_project.settings import Settings
@@ -22,6 +23,7 @@ def test_asset_keys_checks_and_jobs_snapshot(tmp_path: Path) -> None:
     graph = defs.resolve_asset_graph()
     assert sorted(k.to_user_string() for k in graph.get_all_asset_keys()) == [
         "clean_bars",
+        "diffusion_model",
         "features",
         "windows",
     ]
@@ -40,8 +42,17 @@ def test_asset_keys_checks_and_jobs_snapshot(tmp_path: Path) -> None:
         k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
         for k in graph.get_all_asset_keys()
     }
-    assert upstream == {"clean_bars": [], "features": ["clean_bars"], "windows": ["features"]}
-    assert sorted(job.name for job in defs.resolve_all_job_defs()) == ["__ASSET_JOB", "ingest_job"]
+    assert upstream == {
+        "clean_bars": [],
+        "features": ["clean_bars"],
+        "windows": ["features"],
+        "diffusion_model": ["windows"],
+    }
+    assert sorted(job.name for job in defs.resolve_all_job_defs()) == [
+        "__ASSET_JOB",
+        "ingest_job",
+        "train_job",
+    ]
 
 
 def test_every_asset_is_partitioned_by_trading_day(tmp_path: Path) -> None:
@@ -80,3 +91,20 @@ def test_settings_defaults_live_under_one_data_folder(tmp_path: Path) -> None:
     assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
     assert settings.dagster_home == tmp_path / "dagster_home"
     assert settings.device == "auto"
+
+
+def test_the_model_maps_back_over_the_profile_s_days(tmp_path: Path) -> None:
+    for profile, days in (("demo", 10), ("full", 40)):
+        env = {"DIFFSTOCK_DATA": str(tmp_path), "DIFFSTOCK_PROFILE": profile}
+        graph = build_definitions(Settings.from_env(env)).resolve_asset_graph()
+        model = graph.get(dg.AssetKey("diffusion_model"))
+        assert model.pools == {"gpu"}
+        mapping = model.assets_def.get_partition_mapping(dg.AssetKey("windows"))
+        assert mapping.start_offset == -(days - 1) and mapping.end_offset == 0
+
+
+def test_an_unknown_profile_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="DIFFSTOCK_PROFILE='huge' is not one of"):
+        build_definitions(
+            Settings.from_env({"DIFFSTOCK_DATA": str(tmp_path), "DIFFSTOCK_PROFILE": "huge"})
+        )

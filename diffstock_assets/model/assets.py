@@ -1,0 +1,194 @@
+"""Model stage: the as-of-day `diffusion_model`, trained on the sessions ending there."""
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import mlflow as mlflow_api  # the tracking API; the `mlflow` argument below is the resource
+
+from diffstock_assets.features.assets import windows
+from diffstock_assets.groups import MODEL
+from diffstock_assets.mlflow_resource import MLflowResource
+from diffstock_assets.model.config import DiffusionModelConfig
+from diffstock_assets.model.pyfunc import log_diffusion_model
+from diffstock_assets.partitions import sessions_ending, trading_days
+from diffstock_assets.resources import ComputeResource, LakeResource
+from diffstock_ml.model.bundle import save_bundle
+from diffstock_ml.splits import Splits, fit_normaliser, split_days
+from diffstock_ml.train import EvalMetrics, StepMetrics, TrainResult, train
+from diffstock_ml.train.profiles import Profile
+from diffstock_ml.windows import DayArrays, load_day_arrays
+
+ASSET = "diffusion_model"
+BUNDLE_FILE = "bundle.pt"
+
+
+class _Progress:
+    """Training progress to the Dagster run log and to MLflow step metrics."""
+
+    def __init__(self, log, metrics) -> None:
+        self.log, self.metrics = log, metrics
+
+    def on_step(self, m: StepMetrics) -> None:
+        for name in ("loss", "lr", "grad_norm", "windows_per_s"):
+            self.metrics.log(name, getattr(m, name), m.step)
+        self.log.info(f"step {m.step}: loss {m.loss:.4f}, lr {m.lr:.2e}, {m.windows_per_s:.0f} w/s")
+
+    def on_eval(self, m: EvalMetrics) -> None:
+        self.metrics.log("val_crps_bp", m.val_crps_bp, m.step)
+        self.metrics.log("val_coverage_90", m.val_coverage_90, m.step)
+        self.log.info(
+            f"validation at step {m.step}: CRPS {m.val_crps_bp:.4f} bp, 90% coverage "
+            f"{m.val_coverage_90:.3f} (best {m.best_val_crps_bp:.4f} bp)"
+        )
+
+    def on_message(self, text: str) -> None:
+        self.log.info(text)
+
+
+def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
+    """The training asset for a profile: its partition mapping reaches back `profile.days`."""
+
+    @dg.asset(
+        name=ASSET,
+        partitions_def=trading_days,
+        group_name=MODEL,
+        deps=[
+            dg.AssetDep(
+                windows,
+                partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(profile.days - 1)),
+            )
+        ],
+        pool="gpu",
+        kinds={"pytorch", "mlflow"},
+        code_version="1",
+    )
+    def diffusion_model(
+        context: dg.AssetExecutionContext,
+        config: DiffusionModelConfig,
+        lake: LakeResource,
+        mlflow: MLflowResource,
+        compute: ComputeResource,
+    ) -> dg.MaterializeResult:
+        """The diffusion forecaster trained on the sessions ending at this as-of day."""
+        key = context.partition_key
+        days = sessions_ending(key, profile.days)
+        splits = split_days(days, profile.train_days, profile.val_days, profile.test_days)
+        arrays = {day: load_day_arrays(lake.local_folder("windows", day)) for day in days}
+        model_config, train_config = config.resolve(profile)
+        normaliser = fit_normaliser(arrays, splits, seed=train_config.seed)
+        device = compute.torch_device()
+        checkpoints = compute.scratch(ASSET, key, _fingerprint(model_config, train_config))
+        context.log.info(
+            f"training on {splits.train[0]}..{splits.train[-1]}, validating on {splits.val}, "
+            f"device {device}, checkpoints in {checkpoints}"
+        )
+        tags = {"dagster_run_id": context.run.run_id, "as_of": key, "profile": profile.name}
+        with mlflow.start_run(run_name=f"{ASSET} {key}", tags=tags) as run:
+            mlflow.log_params(
+                {
+                    "profile": profile.name,
+                    "splits": dataclasses.asdict(splits),
+                    "model": dataclasses.asdict(model_config),
+                    "train": dataclasses.asdict(train_config),
+                    "windows": dataclasses.asdict(arrays[days[0]].config),
+                    "device": str(device),
+                }
+            )
+            with mlflow.metric_logger(run.info.run_id) as metrics:
+                result = train(
+                    model_config,
+                    train_config,
+                    [arrays[d] for d in splits.train],
+                    [arrays[d] for d in splits.val],
+                    normaliser,
+                    checkpoints,
+                    device,
+                    _Progress(context.log, metrics),
+                )
+            with tempfile.TemporaryDirectory() as scratch:
+                bundle = save_bundle(
+                    Path(scratch) / BUNDLE_FILE,
+                    model_config,
+                    result.best_state,
+                    normaliser,
+                    arrays[days[0]].feature_names,
+                    arrays[days[0]].config.length,
+                )
+                summary = _summary(result, splits, arrays)
+                (Path(scratch) / "summary.json").write_text(json.dumps(summary, indent=1))
+                (Path(scratch) / "normaliser.json").write_text(json.dumps(normaliser.to_dict()))
+                for name in ("summary.json", "normaliser.json"):
+                    mlflow_api.log_artifact(str(Path(scratch) / name))
+                mlflow_api.log_artifact(str(checkpoints / "latest.pt"), "checkpoint")
+                mlflow_api.log_metrics(
+                    {"best_val_crps_bp": result.best_val_crps_bp, "train_wall_s": result.wall_s}
+                )
+                info = log_diffusion_model(bundle, config.registered_model_name)
+                uri = lake.write_folder(ASSET, key, lambda f: _copy(bundle, summary, f))
+        # Finished and logged: the next materialisation of this day trains afresh.
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        return dg.MaterializeResult(
+            metadata={
+                "mlflow_run_id": run.info.run_id,
+                "mlflow_run": dg.MetadataValue.url(mlflow.run_link(run.info.run_id)),
+                "registered_model": config.registered_model_name,
+                "registered_version": str(info.registered_model_version),
+                "model_uri": info.model_uri,
+                "train_days": ", ".join(splits.train),
+                "val_days": ", ".join(splits.val),
+                "test_days": ", ".join(splits.test),
+                "windows_train": summary["windows"]["train"],
+                "windows_val": summary["windows"]["val"],
+                "windows_test": summary["windows"]["test"],
+                "best_val_crps_bp": result.best_val_crps_bp,
+                "first_val_crps_bp": result.first_val_crps_bp,
+                "best_step": result.best_step,
+                "steps": result.steps,
+                "resumed_from_step": result.resumed_from,
+                "wall_time_s": result.wall_s,
+                "device": result.device,
+                "parameters": summary["parameters"],
+                "path": dg.MetadataValue.path(uri),
+            }
+        )
+
+    return diffusion_model
+
+
+def _summary(result: TrainResult, splits: Splits, arrays: dict[str, DayArrays]) -> dict:
+    def windows_in(days: tuple[str, ...]) -> int:
+        return int(sum(len(arrays[d].anchors) for d in days))
+
+    return {
+        "splits": dataclasses.asdict(splits),
+        "windows": {
+            "train": windows_in(splits.train),
+            "val": windows_in(splits.val),
+            "test": windows_in(splits.test),
+        },
+        "parameters": int(sum(v.numel() for v in result.best_state.values())),
+        "best_val_crps_bp": result.best_val_crps_bp,
+        "first_val_crps_bp": result.first_val_crps_bp,
+        "best_step": result.best_step,
+        "steps": result.steps,
+        "history": [dataclasses.asdict(h) for h in result.history],
+        "device": result.device,
+        "wall_s": result.wall_s,
+    }
+
+
+def _copy(bundle: Path, summary: dict, folder: Path) -> None:
+    (folder / BUNDLE_FILE).write_bytes(bundle.read_bytes())
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1))
+
+
+def _fingerprint(*configs: object) -> str:
+    """Checkpoints are only resumed by a run with the same settings."""
+    import hashlib
+
+    text = json.dumps([dataclasses.asdict(c) for c in configs], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

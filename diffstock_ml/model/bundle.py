@@ -1,0 +1,119 @@
+"""A trained forecaster as one file: weights, configs and the training-day normaliser.
+
+This is what the training asset logs to MLflow and what the pyfunc wrapper, the forecasts asset
+and users load: `load_bundle(path).predict(x, sigma, close)` takes RAW feature windows
+(`[B, N, F]`, as stored by the `windows` asset) and normalises them itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffstock_ml.batches import Normaliser
+from diffstock_ml.model.config import ModelConfig, SamplerConfig
+from diffstock_ml.model.diffusion import DiffusionForecaster
+from diffstock_ml.model.forecast import Forecast, forecast
+
+QUANTILE_LEVELS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
+
+
+@dataclass
+class ModelBundle:
+    """A ready-to-sample model with everything needed to use it on raw windows."""
+
+    model: DiffusionForecaster
+    normaliser: Normaliser
+    feature_names: tuple[str, ...]
+    window_length: int
+    sampler: SamplerConfig
+
+    @torch.no_grad()
+    def predict(
+        self,
+        x: np.ndarray | torch.Tensor,
+        sigma: np.ndarray | torch.Tensor,
+        close: np.ndarray | torch.Tensor,
+        n_samples: int | None = None,
+        seed: int = 0,
+        chunk: int = 256,
+    ) -> Forecast:
+        """Forecast the 30 s return of each raw window `x [B, N, F]` (chunked over B)."""
+        device = next(self.model.parameters()).device
+        x, sigma, close = (torch.as_tensor(np.asarray(a)) for a in (x, sigma, close))
+        if x.ndim != 3 or x.shape[1:] != (self.window_length, len(self.feature_names)):
+            raise ValueError(
+                f"expected windows of shape [B, {self.window_length}, {len(self.feature_names)}], "
+                f"got {list(x.shape)}"
+            )
+        sampler = (
+            self.sampler
+            if n_samples is None
+            else dataclasses.replace(self.sampler, n_samples=n_samples)
+        )
+        generator = torch.Generator(device=device).manual_seed(seed)
+        samples, continuous = [], []
+        for start in range(0, len(x), chunk):
+            part = slice(start, start + chunk)
+            windows = self.normaliser.apply(x[part].to(device, torch.float32))
+            result = forecast(
+                self.model,
+                windows,
+                sigma[part].to(device),
+                close[part].to(device),
+                sampler,
+                generator,
+            )
+            samples.append(result.samples.cpu())
+            continuous.append(result.continuous.cpu())
+        return Forecast(torch.cat(samples), torch.cat(continuous))
+
+
+def save_bundle(
+    path: Path,
+    model_config: ModelConfig,
+    state_dict: dict,
+    normaliser: Normaliser,
+    feature_names: tuple[str, ...],
+    window_length: int,
+    sampler: SamplerConfig | None = None,
+) -> Path:
+    """Write the bundle file (a plain dict of tensors and JSON-able values)."""
+    torch.save(
+        {
+            "model_config": dataclasses.asdict(model_config),
+            "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+            "normaliser": normaliser.to_dict(),
+            "feature_names": list(feature_names),
+            "window_length": window_length,
+            "sampler": dataclasses.asdict(sampler or SamplerConfig()),
+        },
+        path,
+    )
+    return path
+
+
+def load_bundle(path: Path, device: torch.device | str = "cpu") -> ModelBundle:
+    """Load a bundle written by `save_bundle` onto `device`, in eval mode."""
+    data = torch.load(path, map_location="cpu", weights_only=False)
+    config = ModelConfig(**data["model_config"])
+    model = DiffusionForecaster(config, n_features=len(data["feature_names"]))
+    model.load_state_dict(_strip_averaged_prefix(data["state_dict"]))
+    return ModelBundle(
+        model=model.to(device).eval(),
+        normaliser=Normaliser.from_dict(data["normaliser"]),
+        feature_names=tuple(data["feature_names"]),
+        window_length=int(data["window_length"]),
+        sampler=SamplerConfig(**data["sampler"]),
+    )
+
+
+def _strip_averaged_prefix(state: dict) -> dict:
+    """EMA weights come from `AveragedModel.module`; accept both plain and wrapped key names."""
+    if any(k.startswith("module.") for k in state):
+        return {k.removeprefix("module."): v for k, v in state.items() if k != "n_averaged"}
+    return state

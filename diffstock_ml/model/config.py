@@ -1,0 +1,85 @@
+"""Frozen configuration of the conditional diffusion model and of its samplers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture, noise schedule and training objective of `DiffusionForecaster`."""
+
+    # Condition encoder over the `[B, N, F]` window: DESIGN §7 options A and B.
+    encoder: Literal["transformer", "cnn_lstm"] = "transformer"
+    d_model: int = 128  # width of the encoder and of the condition vector
+    n_heads: int = 4  # transformer only
+    n_layers: int = 3  # transformer layers, or conv layers before the LSTM
+    dropout: float = 0.1
+    # Transformer positions count seconds before the anchor (0 = the anchor itself).
+    positional: Literal["sinusoidal", "learned"] = "sinusoidal"
+    max_len: int = 512  # longest window (in tokens) a learned positional table covers
+    patch_size: int = 1  # transformer only: seconds per token (10 -> a 120 s window is 12 tokens)
+    conv_kernel: int = 5  # cnn_lstm only: causal kernel of each Conv1d
+    lstm_layers: int = 1  # cnn_lstm only
+    # MLP denoiser of the scalar target: width, number of FiLM residual blocks, time embedding.
+    denoiser_hidden: int = 256
+    denoiser_depth: int = 4
+    time_embed_dim: int = 128
+    # Noise schedule and number of training diffusion steps.
+    schedule: Literal["cosine", "linear"] = "cosine"
+    T: int = 1000
+    # What the denoiser predicts: v = sqrt(ᾱ)·ε − sqrt(1−ᾱ)·x0 (Salimans & Ho 2022) or ε.
+    prediction: Literal["v", "eps"] = "v"
+    # What is diffused: z = ret_30s / sigma_30s, or the return divided by `return_scale`.
+    target: Literal["z", "return"] = "z"
+    # Fixed divisor of raw returns when target == "return" (a 1e-4 return is invisible otherwise).
+    return_scale: float = 1e-3
+    # Probability of replacing the condition by the learned null condition in training.
+    cfg_dropout: float = 0.1
+    # Classifier-free guidance: output = uncond + w·(cond − uncond); w = 1 is plain conditional
+    # sampling (DESIGN §7: guidance sharpens the distribution and hurts calibration).
+    guidance_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        sizes = ("d_model", "n_heads", "n_layers", "conv_kernel", "lstm_layers", "denoiser_hidden")
+        for name in (*sizes, "denoiser_depth", "T", "max_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.time_embed_dim < 2 or self.time_embed_dim % 2:
+            raise ValueError(f"time_embed_dim must be even and >= 2, got {self.time_embed_dim}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.cfg_dropout < 1.0:
+            raise ValueError(f"cfg_dropout must be in [0, 1), got {self.cfg_dropout}")
+        if self.return_scale <= 0:
+            raise ValueError(f"return_scale must be positive, got {self.return_scale}")
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How forecasts are drawn from a trained model."""
+
+    sampler: Literal["ddim", "ddpm"] = "ddim"
+    # Denoising steps (a subsequence of the T training steps). Choose by coverage, not CRPS:
+    # deterministic DDIM with few steps under-disperses (DESIGN §7).
+    steps: int = 50
+    # DDIM stochasticity: 0 = deterministic ODE, 1 = DDPM-like posterior noise.
+    eta: float = 0.0
+    timestep_spacing: Literal["trailing", "leading", "linspace"] = "trailing"
+    n_samples: int = 200
+    # Snap sampled returns to the price grid (a zero move is a common outcome at 30 s).
+    snap_to_tick: bool = True
+    tick: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.eta < 0:
+            raise ValueError(f"eta must be non-negative, got {self.eta}")
+        if self.n_samples < 1:
+            raise ValueError(f"n_samples must be at least 1, got {self.n_samples}")
+        if self.tick <= 0:
+            raise ValueError(f"tick must be positive, got {self.tick}")

@@ -1,0 +1,97 @@
+"""The MLP denoiser of the scalar target, FiLM-conditioned on the window and the timestep."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from diffstock_ml.model.config import ModelConfig
+
+
+def sinusoidal_embedding(
+    positions: torch.Tensor, dim: int, max_period: float = 10_000.0
+) -> torch.Tensor:
+    """Transformer sinusoidal embedding of `[...]` positions or timesteps -> `[..., dim]`."""
+    half = dim // 2
+    freqs = torch.exp(
+        -math.log(max_period)
+        * torch.arange(half, dtype=torch.float32, device=positions.device)
+        / half
+    )  # [half]
+    angles = positions.float()[..., None] * freqs  # [..., half]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)  # [..., dim]
+
+
+class TimeEmbedding(nn.Module):
+    """Sinusoidal embedding of the integer timestep followed by a small MLP (as in DDPM)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return self.mlp(sinusoidal_embedding(t, self.dim))  # [B] -> [B, dim]
+
+
+class FiLMBlock(nn.Module):
+    """Pre-norm residual MLP block whose normalised input is scaled and shifted by the context.
+
+    h + W2·drop(SiLU(W1·((1 + γ)·LN(h) + β))), with (γ, β) = Linear(context); W2 starts at zero
+    so every block starts as the identity.
+    """
+
+    def __init__(self, hidden: int, context_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden, elementwise_affine=False)
+        self.film = nn.Linear(context_dim, 2 * hidden)
+        self.fc1 = nn.Linear(hidden, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.dropout = nn.Dropout(dropout)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, h: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.film(context).chunk(2, dim=-1)  # [B, hidden] each
+        y = (1 + gamma) * self.norm(h) + beta  # [B, hidden]
+        y = self.fc2(self.dropout(nn.functional.silu(self.fc1(y))))  # [B, hidden]
+        return h + y
+
+
+class Denoiser(nn.Module):
+    """Predicts ε or v for the noisy scalar `x_t [B, 1]` at timestep `t [B]` given `cond [B, D]`.
+
+    `null_condition` is the learned "no condition" vector of classifier-free guidance
+    (Ho & Salimans 2022): rows where `drop` is True use it instead of their condition.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        hidden, context_dim = config.denoiser_hidden, config.d_model + config.time_embed_dim
+        self.time_embedding = TimeEmbedding(config.time_embed_dim)
+        self.null_condition = nn.Parameter(0.02 * torch.randn(config.d_model))
+        self.input = nn.Linear(1, hidden)
+        self.blocks = nn.ModuleList(
+            FiLMBlock(hidden, context_dim, config.dropout) for _ in range(config.denoiser_depth)
+        )
+        self.norm = nn.LayerNorm(hidden)
+        self.output = nn.Linear(hidden, 1)
+
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        cond: torch.Tensor,
+        drop: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`x_t [B, 1]`, `t [B]` int, `cond [B, D]`, `drop [B]` bool or None -> `[B, 1]`."""
+        if drop is not None:
+            cond = torch.where(drop[:, None], self.null_condition.to(cond.dtype), cond)  # [B, D]
+        context = torch.cat([cond, self.time_embedding(t)], dim=-1)  # [B, D + E]
+        context = nn.functional.silu(context)
+        h = self.input(x_t)  # [B, hidden]
+        for block in self.blocks:
+            h = block(h, context)
+        return self.output(self.norm(h))  # [B, 1]

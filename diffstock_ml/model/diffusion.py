@@ -1,0 +1,132 @@
+"""`DiffusionForecaster`: condition encoder + MLP denoiser + noise schedule, its loss and sampler.
+
+The model diffuses one scalar per window, the standardised target x0 (z = ret_30s / sigma_30s
+by default). Training encodes each window once and draws K noise levels for it; sampling
+encodes once and pushes all samples of all windows through the denoiser as one batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from diffstock_ml.model.config import ModelConfig, SamplerConfig
+from diffstock_ml.model.denoiser import Denoiser
+from diffstock_ml.model.encoders import build_encoder
+from diffstock_ml.model.schedule import make_schedule
+from diffstock_ml.model.schedulers import make_scheduler, randn_tensor
+
+
+class DiffusionForecaster(nn.Module):
+    """Conditional diffusion model of the 30 s-ahead target given a `[B, N, F]` window."""
+
+    def __init__(self, config: ModelConfig, n_features: int) -> None:
+        super().__init__()
+        self.config = config
+        self.n_features = n_features
+        self.encoder = build_encoder(config, n_features)
+        self.denoiser = Denoiser(config)
+        schedule = make_schedule(config.schedule, config.T)  # float64
+        self.register_buffer("sqrt_alphas_cumprod", schedule.sqrt_alphas_cumprod.float())
+        self.register_buffer(
+            "sqrt_one_minus_alphas_cumprod", schedule.sqrt_one_minus_alphas_cumprod.float()
+        )
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Condition vectors of the windows: `[B, N, F] -> [B, d_model]`."""
+        return self.encoder(x)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(ᾱ_t)·x0 + sqrt(1 − ᾱ_t)·ε (Ho et al. eq. 4); `x0, noise [B, 1]`, `t [B]`."""
+        a = self.sqrt_alphas_cumprod[t][:, None]  # [B, 1]
+        b = self.sqrt_one_minus_alphas_cumprod[t][:, None]  # [B, 1]
+        return a * x0 + b * noise
+
+    def loss(
+        self,
+        batch_x: torch.Tensor,
+        target_z: torch.Tensor,
+        k_noise: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Mean squared error of the v- (or ε-) prediction over K noise levels per window.
+
+        `batch_x [B, N, F]`, `target_z [B]` (already standardised, see `forecast.to_model_target`).
+        In training mode, with probability `cfg_dropout` a row's condition is replaced by the null
+        condition (in eval mode, e.g. a validation loss, never).
+        """
+        if k_noise < 1:
+            raise ValueError(f"k_noise must be at least 1, got {k_noise}")
+        device = batch_x.device
+        rows = len(batch_x) * k_noise
+        cond = self.encode(batch_x).repeat_interleave(k_noise, dim=0)  # [B*K, D]
+        x0 = target_z.float().repeat_interleave(k_noise)[:, None]  # [B*K, 1] float32 under AMP too
+        # 1. t ~ Uniform{0, …, T−1}, ε ~ N(0, 1) (Ho et al. Algorithm 1)
+        source = generator.device if generator is not None else device
+        t = torch.randint(0, self.config.T, (rows,), generator=generator, device=source).to(device)
+        noise = randn_tensor((rows, 1), generator, device)  # [B*K, 1]
+        drop = torch.rand(rows, generator=generator, device=source).to(device)
+        drop = (drop < self.config.cfg_dropout) & self.training  # [B*K] bool, none in eval
+        # 2. x_t = sqrt(ᾱ_t)·x0 + sqrt(1 − ᾱ_t)·ε
+        x_t = self.q_sample(x0, t, noise)  # [B*K, 1]
+        # 3. regress ε, or v = sqrt(ᾱ_t)·ε − sqrt(1 − ᾱ_t)·x0 (Salimans & Ho 2022)
+        if self.config.prediction == "eps":
+            target = noise
+        else:
+            a = self.sqrt_alphas_cumprod[t][:, None]
+            b = self.sqrt_one_minus_alphas_cumprod[t][:, None]
+            target = a * noise - b * x0  # [B*K, 1]
+        prediction = self.denoiser(x_t, t, cond, drop)  # [B*K, 1]
+        return nn.functional.mse_loss(prediction.float(), target.float())
+
+    def guided_output(
+        self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, weight: float
+    ) -> torch.Tensor:
+        """Denoiser output, with classifier-free guidance uncond + w·(cond − uncond) if w ≠ 1.
+
+        Equivalently (1 + g)·cond − g·uncond with g = w − 1, so w = 1 is plain conditional
+        sampling and never evaluates the null condition.
+        """
+        if weight == 1.0:
+            return self.denoiser(x_t, t, cond)  # [R, 1]
+        rows = len(x_t)
+        drop = torch.arange(2 * rows, device=x_t.device) >= rows  # [2R]: second half uncond
+        both = self.denoiser(x_t.repeat(2, 1), t.repeat(2), cond.repeat(2, 1), drop)  # [2R, 1]
+        conditional, unconditional = both.chunk(2)
+        return unconditional + weight * (conditional - unconditional)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        x: torch.Tensor,
+        n_samples: int | None = None,
+        sampler_config: SamplerConfig | None = None,
+        generator: torch.Generator | None = None,
+        guidance_weight: float | None = None,
+    ) -> torch.Tensor:
+        """Draws of the standardised target for each window: `[B, N, F] -> [B, n_samples]`.
+
+        Runs in eval mode (dropout off) and restores the previous mode. `n_samples` and
+        `guidance_weight` default to the sampler's and the model's configuration.
+        """
+        sampler_config = sampler_config or SamplerConfig()
+        n_samples = sampler_config.n_samples if n_samples is None else n_samples
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be at least 1, got {n_samples}")
+        weight = self.config.guidance_weight if guidance_weight is None else guidance_weight
+        if weight != 1.0 and self.config.cfg_dropout == 0.0:
+            raise ValueError("guidance needs a null condition trained with cfg_dropout > 0")
+        schedule = make_schedule(self.config.schedule, self.config.T)
+        scheduler = make_scheduler(sampler_config, schedule.alphas_cumprod, self.config.prediction)
+        was_training = self.training
+        self.eval()
+        try:
+            cond = self.encode(x).repeat_interleave(n_samples, dim=0)  # [B*S, D]
+            sample = randn_tensor((len(cond), 1), generator, x.device)  # [B*S, 1] x_T
+            for t in scheduler.timesteps.tolist():
+                t_rows = torch.full((len(cond),), t, device=x.device, dtype=torch.long)  # [B*S]
+                output = self.guided_output(sample, t_rows, cond, weight)  # [B*S, 1]
+                sample = scheduler.step(output.float(), t, sample, generator).prev_sample
+        finally:
+            self.train(was_training)
+        return sample.view(len(x), n_samples)  # [B, S]

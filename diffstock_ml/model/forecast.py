@@ -1,0 +1,122 @@
+"""From standardised model samples to return forecasts on the price grid, and back for training.
+
+Prices live on a tick grid ($0.01): at 30 s many real moves are exactly zero. Sampled returns
+are snapped to the grid by default, `round(P_t·(1 + r) / tick)·tick / P_t − 1`, with the anchor
+price P_t itself taken to the nearest tick; the continuous forecast is kept alongside. Training
+targets are dequantised (uniform noise within ±½ tick in price space) so that the model learns a
+density rather than the grid's spikes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from diffstock_ml.model.config import ModelConfig, SamplerConfig
+from diffstock_ml.model.diffusion import DiffusionForecaster
+
+F64 = torch.float64
+
+
+def target_scale(sigma: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """Per-window return units of the diffused variable: `sigma_30s` for "z", else return_scale."""
+    if config.target == "z":
+        return sigma.to(F64)
+    return torch.full_like(sigma, config.return_scale, dtype=F64)
+
+
+def to_model_target(ret: torch.Tensor, sigma: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """The float32 training target x0 of `DiffusionForecaster.loss`: `ret / target_scale`."""
+    return (ret.to(F64) / target_scale(sigma, config)).float()
+
+
+def snap_to_grid(returns: torch.Tensor, close: torch.Tensor, tick: float) -> torch.Tensor:
+    """Returns `[B, S]` moved so that the implied price lies on the tick grid (float64).
+
+    Works in whole ticks: k0 = round(P_t / tick), k1 = round(k0·(1 + r)), r' = k1 / k0 − 1, so
+    a move of zero ticks is exactly 0.
+    """
+    k0 = torch.round(close.to(F64) / tick)[:, None]  # [B, 1] anchor price in ticks
+    k1 = torch.round(k0 * (1 + returns.to(F64)))  # [B, S]
+    return k1 / k0 - 1
+
+
+def to_returns(
+    z_samples: torch.Tensor,
+    sigma: torch.Tensor,
+    close: torch.Tensor,
+    tick: float = 0.01,
+    snap: bool = True,
+) -> torch.Tensor:
+    """Standardised samples `[B, S]` -> float64 returns `[B, S]`, snapped to the grid if `snap`.
+
+    `sigma [B]` is the scale the samples are in units of (`target_scale`), `close [B]` the price
+    at the anchor.
+    """
+    returns = z_samples.to(F64) * sigma.to(F64)[:, None]  # [B, S]
+    return snap_to_grid(returns, close, tick) if snap else returns
+
+
+def dequantise(
+    target: torch.Tensor,
+    close: torch.Tensor,
+    tick: float = 0.01,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Training returns `[B]` with the future price moved by U(−½, ½) tick (same dtype/device)."""
+    source = generator.device if generator is not None else target.device
+    u = torch.rand(target.shape, generator=generator, device=source, dtype=F64).to(target.device)
+    price_noise = (u - 0.5) * tick  # [B] in price units
+    return (target.to(F64) + price_noise / close.to(F64)).to(target.dtype)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Sampled return forecasts: `samples [B, S]` (snapped if asked) and the continuous ones."""
+
+    samples: torch.Tensor  # [B, S] float64 returns
+    continuous: torch.Tensor | None = None  # [B, S] float64 returns before snapping
+
+    def mean(self) -> torch.Tensor:
+        """`[B]` sample mean."""
+        return self.samples.mean(dim=1)
+
+    def std(self) -> torch.Tensor:
+        """`[B]` sample standard deviation."""
+        return self.samples.std(dim=1)
+
+    def quantiles(self, levels: Sequence[float]) -> torch.Tensor:
+        """`[B, L]` sample quantiles (linear interpolation) at levels in (0, 1), e.g. 0.01–0.99."""
+        if any(not 0.0 < level < 1.0 for level in levels):
+            raise ValueError(f"quantile levels must lie in (0, 1), got {list(levels)}")
+        ordered = self.samples.sort(dim=1).values  # [B, S]
+        position = torch.tensor(levels, dtype=F64, device=ordered.device) * (ordered.shape[1] - 1)
+        lower, upper = position.floor().long(), position.ceil().long()  # [L]
+        weight = position - lower  # [L]
+        return ordered[:, lower] * (1 - weight) + ordered[:, upper] * weight  # [B, L]
+
+    def var(self, alpha: float) -> torch.Tensor:
+        """`[B]` Value at Risk at level `alpha` (0.01, 0.05) as a positive loss: −q_alpha.
+
+        A VaR hit is a realised return below `-forecast.var(alpha)`.
+        """
+        return -self.quantiles([alpha])[:, 0]
+
+
+def forecast(
+    model: DiffusionForecaster,
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    close: torch.Tensor,
+    sampler_config: SamplerConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> Forecast:
+    """Sample the model for windows `x [B, N, F]` and express the draws in returns."""
+    sampler_config = sampler_config or SamplerConfig()
+    z = model.sample(x, sampler_config.n_samples, sampler_config, generator)  # [B, S]
+    continuous = to_returns(z, target_scale(sigma, model.config), close, snap=False)
+    if not sampler_config.snap_to_tick:
+        return Forecast(continuous, continuous)
+    return Forecast(snap_to_grid(continuous, close, sampler_config.tick), continuous)

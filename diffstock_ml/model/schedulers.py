@@ -1,0 +1,195 @@
+"""DDPM and DDIM samplers as small scheduler objects with the diffusers interface.
+
+    scheduler.set_timesteps(50)
+    for t in scheduler.timesteps:
+        x = scheduler.step(denoiser(x, t), t, x, generator).prev_sample
+
+Both accept ε- or v-prediction and never clip the predicted x0: our targets are standardised
+returns with heavy tails, not images in [−1, 1], and clipping cuts the tails (DESIGN §7).
+Per-step coefficients are Python floats from the float64 schedule, so a step is a few fused
+tensor operations on the sample's device and never moves schedule tensors around.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, NamedTuple
+
+import numpy as np
+import torch
+
+from diffstock_ml.model.config import SamplerConfig
+
+Prediction = Literal["v", "eps"]
+Spacing = Literal["trailing", "leading", "linspace"]
+
+
+class StepResult(NamedTuple):
+    """One reverse step: the sample at the previous timestep and the predicted clean x0."""
+
+    prev_sample: torch.Tensor
+    pred_x0: torch.Tensor
+
+
+class PredictedClean(NamedTuple):
+    """The model output converted to the predicted clean sample and noise."""
+
+    x0: torch.Tensor
+    eps: torch.Tensor
+
+
+def randn_tensor(
+    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
+    """Standard normal float32 noise drawn on the generator's device, then moved to `device`.
+
+    A CPU generator therefore gives the same numbers whatever device the model runs on.
+    """
+    source = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=source).to(device)
+
+
+def to_clean(
+    model_output: torch.Tensor, sample: torch.Tensor, alpha_bar: float, prediction: Prediction
+) -> PredictedClean:
+    """(x̂0, ε̂) from an ε- or v-prediction at a timestep with ᾱ_t = `alpha_bar`. No clipping."""
+    a, b = math.sqrt(alpha_bar), math.sqrt(1.0 - alpha_bar)
+    if prediction == "eps":
+        # x_t = a·x0 + b·ε  (Ho et al. eq. 4)  =>  x̂0 = (x_t − b·ε̂) / a  (eq. 15)
+        return PredictedClean((sample - b * model_output) / a, model_output)
+    if prediction == "v":
+        # v = a·ε − b·x0  (Salimans & Ho 2022 §4)  =>  x̂0 = a·x_t − b·v̂,  ε̂ = b·x_t + a·v̂
+        return PredictedClean(a * sample - b * model_output, b * sample + a * model_output)
+    raise ValueError(f"unknown prediction {prediction!r}; expected 'v' or 'eps'")
+
+
+def spaced_timesteps(T: int, num_steps: int, spacing: Spacing) -> np.ndarray:
+    """Descending int64 timesteps in [0, T−1] (the three spacings of diffusers).
+
+    "trailing" always starts from t = T−1, where x_T is (nearly) pure noise; "leading" is the
+    DDIM paper's `0, T/n, 2T/n, …` and never reaches t = T−1.
+    """
+    if not 1 <= num_steps <= T:
+        raise ValueError(f"num_steps must be in [1, {T}], got {num_steps}")
+    if spacing == "trailing":
+        steps = np.round(np.arange(T, 0, -T / num_steps)) - 1
+    elif spacing == "leading":
+        steps = (np.arange(num_steps) * (T // num_steps))[::-1]
+    elif spacing == "linspace":
+        steps = np.linspace(0, T - 1, num_steps).round()[::-1]
+    else:
+        raise ValueError(f"unknown timestep spacing {spacing!r}")
+    return steps.astype(np.int64)
+
+
+class _Scheduler:
+    """What both samplers share: the float64 schedule, the prediction type and the timesteps."""
+
+    def __init__(
+        self,
+        alphas_cumprod: torch.Tensor,
+        prediction: Prediction = "v",
+        timestep_spacing: Spacing = "trailing",
+    ) -> None:
+        self.alphas_cumprod = alphas_cumprod.detach().to("cpu", torch.float64)  # [T]
+        self.T = len(self.alphas_cumprod)
+        self.prediction = prediction
+        self.timestep_spacing = timestep_spacing
+        self.set_timesteps(self.T)
+
+    def set_timesteps(self, num_steps: int) -> None:
+        """Use `num_steps` descending timesteps; each step goes to the next one (or to x0)."""
+        steps = spaced_timesteps(self.T, num_steps, self.timestep_spacing)
+        self.timesteps = torch.from_numpy(steps.copy())  # [num_steps] descending
+        self._prev = dict(zip(steps.tolist(), [*steps[1:].tolist(), -1], strict=True))
+
+    def alpha_bars(self, t: int | torch.Tensor) -> tuple[float, float]:
+        """(ᾱ_t, ᾱ_prev) for timestep `t`; ᾱ_prev = 1 after the last step."""
+        if int(t) not in self._prev:
+            raise ValueError(f"timestep {int(t)} is not one of the {len(self.timesteps)} set ones")
+        prev = self._prev[int(t)]
+        alpha_bar_prev = float(self.alphas_cumprod[prev]) if prev >= 0 else 1.0
+        return float(self.alphas_cumprod[int(t)]), alpha_bar_prev
+
+
+class DDPMScheduler(_Scheduler):
+    """Ancestral sampling of Ho et al. (2020) with the posterior variance β̃ ("fixed small").
+
+    With fewer steps than T it samples the strided chain: each step uses the effective
+    α_t = ᾱ_t / ᾱ_prev, as diffusers does.
+    """
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        t: int | torch.Tensor,
+        sample: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> StepResult:
+        """x_t -> x_{prev} ~ q(x_prev | x_t, x̂0); randomness only from `generator`."""
+        alpha_bar, alpha_bar_prev = self.alpha_bars(t)
+        alpha = alpha_bar / alpha_bar_prev  # effective α_t of this (possibly strided) step
+        beta = 1.0 - alpha
+        # 1. predicted x0 from ε̂ or v̂ (eq. 15), never clipped
+        pred_x0 = to_clean(model_output, sample, alpha_bar, self.prediction).x0
+        # 2. posterior mean μ̃_t(x_t, x̂0) (eq. 7)
+        coef_x0 = math.sqrt(alpha_bar_prev) * beta / (1.0 - alpha_bar)
+        coef_xt = math.sqrt(alpha) * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
+        prev_sample = coef_x0 * pred_x0 + coef_xt * sample
+        # 3. add σ_t·z with σ_t² = β̃_t = (1 − ᾱ_prev)/(1 − ᾱ_t)·β_t (eq. 7); none at the last step
+        variance = (1.0 - alpha_bar_prev) / (1.0 - alpha_bar) * beta
+        if variance > 0:
+            noise = randn_tensor(tuple(sample.shape), generator, sample.device)
+            prev_sample = prev_sample + math.sqrt(variance) * noise
+        return StepResult(prev_sample, pred_x0)
+
+
+class DDIMScheduler(_Scheduler):
+    """Song et al. (2021) DDIM: η = 0 is the deterministic sampler, η = 1 matches DDPM's noise."""
+
+    def __init__(
+        self,
+        alphas_cumprod: torch.Tensor,
+        prediction: Prediction = "v",
+        timestep_spacing: Spacing = "trailing",
+        eta: float = 0.0,
+    ) -> None:
+        super().__init__(alphas_cumprod, prediction, timestep_spacing)
+        self.eta = eta
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        t: int | torch.Tensor,
+        sample: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> StepResult:
+        """x_t -> x_{prev} by DDIM eq. 12; randomness (η > 0) only from `generator`."""
+        alpha_bar, alpha_bar_prev = self.alpha_bars(t)
+        # 1. predicted x0 and ε from the model output, never clipped
+        pred_x0, pred_eps = to_clean(model_output, sample, alpha_bar, self.prediction)
+        # 2. σ_t(η) = η·sqrt((1 − ᾱ_prev)/(1 − ᾱ_t))·sqrt(1 − ᾱ_t/ᾱ_prev)  (eq. 16)
+        variance = (1.0 - alpha_bar_prev) / (1.0 - alpha_bar) * (1.0 - alpha_bar / alpha_bar_prev)
+        std = self.eta * math.sqrt(max(variance, 0.0))
+        # 3. direction pointing to x_t: sqrt(1 − ᾱ_prev − σ_t²)·ε̂  (eq. 12)
+        direction = math.sqrt(max(1.0 - alpha_bar_prev - std**2, 0.0)) * pred_eps
+        # 4. x_prev = sqrt(ᾱ_prev)·x̂0 + direction + σ_t·z  (eq. 12)
+        prev_sample = math.sqrt(alpha_bar_prev) * pred_x0 + direction
+        if std > 0:
+            noise = randn_tensor(tuple(sample.shape), generator, sample.device)
+            prev_sample = prev_sample + std * noise
+        return StepResult(prev_sample, pred_x0)
+
+
+def make_scheduler(
+    config: SamplerConfig, alphas_cumprod: torch.Tensor, prediction: Prediction
+) -> DDPMScheduler | DDIMScheduler:
+    """The scheduler `config` names, with its timesteps set to `config.steps`."""
+    if config.sampler == "ddim":
+        scheduler = DDIMScheduler(alphas_cumprod, prediction, config.timestep_spacing, config.eta)
+    elif config.sampler == "ddpm":
+        scheduler = DDPMScheduler(alphas_cumprod, prediction, config.timestep_spacing)
+    else:
+        raise ValueError(f"unknown sampler {config.sampler!r}; expected 'ddim' or 'ddpm'")
+    scheduler.set_timesteps(config.steps)
+    return scheduler

@@ -1,0 +1,315 @@
+"""The training loop of the diffusion forecaster: a plain function, readable top to bottom.
+
+AdamW with linear warm-up and cosine decay, gradient accumulation and clipping, K noise levels
+per encoded window, EMA weights, bf16 autocast on CUDA, optional `torch.compile`, checkpoints
+every M steps and on exit (resumed automatically, mid-epoch included), and early stopping on
+the validation CRPS of the EMA model. Progress goes to a callback; nothing here prints.
+Under `torchrun` each rank trains on its shard of the anchors through DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from diffstock_ml.batches import Normaliser, WindowLoader
+from diffstock_ml.model.config import ModelConfig, SamplerConfig
+from diffstock_ml.model.diffusion import DiffusionForecaster
+from diffstock_ml.model.forecast import dequantise, to_model_target
+from diffstock_ml.train.checkpoint import BEST, load_checkpoint, save_checkpoint
+from diffstock_ml.train.config import TrainConfig
+from diffstock_ml.train.validate import fixed_subset, validate
+from diffstock_ml.windows import DayArrays
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    step: int
+    loss: float
+    lr: float
+    grad_norm: float
+    windows_per_s: float
+
+
+@dataclass(frozen=True)
+class EvalMetrics:
+    step: int
+    val_crps_bp: float
+    val_coverage_90: float
+    best_val_crps_bp: float
+
+
+class TrainCallback(Protocol):
+    def on_step(self, metrics: StepMetrics) -> None: ...
+    def on_eval(self, metrics: EvalMetrics) -> None: ...
+    def on_message(self, text: str) -> None: ...
+
+
+class SilentCallback:
+    def on_step(self, metrics: StepMetrics) -> None: ...
+    def on_eval(self, metrics: EvalMetrics) -> None: ...
+    def on_message(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    best_step: int
+    best_val_crps_bp: float
+    first_val_crps_bp: float
+    history: tuple[EvalMetrics, ...]
+    stopped_early: bool
+    resumed_from: int  # 0 when training started fresh
+    wall_s: float
+    device: str
+    train_windows: int
+    val_windows: int
+    checkpoint_dir: Path
+    best_state: dict = field(repr=False)  # EMA weights of the best validation
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to `min_lr_ratio` at `max_steps`."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = min(
+        1.0, (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+    )
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (
+        1 + math.cos(math.pi * progress)
+    )
+
+
+def train(
+    model_config: ModelConfig,
+    config: TrainConfig,
+    train_days: Sequence[DayArrays],
+    val_days: Sequence[DayArrays],
+    normaliser: Normaliser,
+    checkpoint_dir: Path,
+    device: torch.device,
+    callback: TrainCallback | None = None,
+) -> TrainResult:
+    """Train (or resume training of) a `DiffusionForecaster`; returns the best EMA weights."""
+    callback = callback or SilentCallback()
+    started = time.perf_counter()
+    rank, world = _distributed_rank()
+    torch.manual_seed(config.seed)
+    model = DiffusionForecaster(model_config, n_features=len(train_days[0].feature_names)).to(
+        device
+    )
+    ema = AveragedModel(
+        model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True
+    )
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
+    generator = torch.Generator(device=device).manual_seed(config.seed + rank)
+    train_loader = WindowLoader(
+        train_days,
+        batch_size=config.batch_size,
+        normaliser=normaliser,
+        seed=config.seed,
+        device=device,
+        drop_last=True,
+        shard=(rank, world),
+    )
+    val_loader = WindowLoader(
+        val_days, batch_size=config.batch_size, normaliser=normaliser, device=device
+    )
+    val_anchors = fixed_subset(val_loader, config.val_windows, config.seed)
+    sampler = SamplerConfig(steps=config.val_steps, n_samples=config.val_samples)
+    if len(train_loader) == 0:
+        raise ValueError(
+            f"no full training batch: {len(train_loader.anchors)} training anchors for "
+            f"batch size {config.batch_size}"
+        )
+
+    state = _State()
+    saved = load_checkpoint(checkpoint_dir)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        ema.load_state_dict(saved["ema"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        generator.set_state(saved["generator"])
+        state = _State(**saved["state"])
+        state.history = [EvalMetrics(**h) for h in state.history]
+        callback.on_message(f"resumed from step {state.step} (epoch {state.epoch})")
+    resumed_from = state.step
+    network = _wrap(model, config, device, world)
+    autocast = _autocast(config, device)
+
+    def checkpoint() -> None:
+        if rank == 0:
+            save_checkpoint(
+                {
+                    "model": model.state_dict(),
+                    "ema": ema.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "generator": generator.get_state(),
+                    "state": state.to_dict(),
+                    "model_config": dataclasses.asdict(model_config),
+                    "train_config": dataclasses.asdict(config),
+                    "normaliser": normaliser.to_dict(),
+                },
+                checkpoint_dir,
+            )
+
+    batches = train_loader.iterate(state.epoch, state.batch_in_epoch)
+    tick = time.perf_counter()
+    try:
+        while state.step < config.max_steps and not state.stopped_early:
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum = 0.0
+            for _ in range(config.grad_accumulation):
+                batch = next(batches, None)
+                if batch is None:  # 1. epochs roll over; the order depends on (seed, epoch)
+                    state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                    batches = train_loader.iterate(state.epoch)
+                    batch = next(batches)
+                state.batch_in_epoch += 1
+                # 2. dequantised, standardised target; K noise levels per encoded window
+                target = (
+                    dequantise(batch.target, batch.close, generator=generator)
+                    if config.dequantise
+                    else batch.target
+                )
+                z = to_model_target(target, batch.sigma, model_config)
+                with autocast:
+                    loss = network(batch.x, z, config.k_noise, generator)
+                (loss / config.grad_accumulation).backward()
+                loss_sum += loss.item() / config.grad_accumulation
+            # 3. clip, step, schedule, EMA
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip).item()
+            optimizer.step()
+            schedule.step()
+            ema.update_parameters(model)
+            state.step += 1
+            if state.step % config.log_every == 0 and rank == 0:
+                elapsed, tick = time.perf_counter() - tick, time.perf_counter()
+                rate = config.log_every * config.grad_accumulation * config.batch_size / elapsed
+                callback.on_step(
+                    StepMetrics(state.step, loss_sum, schedule.get_last_lr()[0], grad_norm, rate)
+                )
+            if state.step % config.eval_every == 0 or state.step == config.max_steps:
+                _evaluate(
+                    ema.module,
+                    val_loader,
+                    val_anchors,
+                    sampler,
+                    config,
+                    state,
+                    checkpoint_dir,
+                    rank,
+                    callback,
+                )
+                tick = time.perf_counter()  # keep validation time out of the training rate
+            if state.step % config.checkpoint_every == 0:
+                checkpoint()
+    finally:
+        checkpoint()  # on exit too: an interrupted run resumes from here
+
+    best = load_checkpoint(checkpoint_dir, BEST)
+    if not state.history or best is None:
+        raise RuntimeError(
+            "training ended without a validation; raise max_steps or lower eval_every"
+        )
+    return TrainResult(
+        steps=state.step,
+        best_step=state.best_step,
+        best_val_crps_bp=state.best_crps,
+        first_val_crps_bp=state.history[0].val_crps_bp,
+        history=tuple(state.history),
+        stopped_early=state.stopped_early,
+        resumed_from=resumed_from,
+        wall_s=time.perf_counter() - started,
+        device=str(device),
+        train_windows=len(train_loader.anchors),
+        val_windows=len(val_anchors),
+        checkpoint_dir=checkpoint_dir,
+        best_state=best["ema_model"],
+    )
+
+
+@dataclass
+class _State:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_crps: float = math.inf
+    best_step: int = 0
+    evals_since_best: int = 0
+    stopped_early: bool = False
+    history: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["history"] = [dataclasses.asdict(h) for h in self.history]
+        return data
+
+
+def _evaluate(
+    model, val_loader, anchors, sampler, config, state, checkpoint_dir, rank, callback
+) -> None:
+    score = validate(model, val_loader, anchors, sampler, seed=config.seed)
+    if score.crps_bp < state.best_crps:
+        state.best_crps, state.best_step, state.evals_since_best = score.crps_bp, state.step, 0
+        if rank == 0:
+            save_checkpoint(
+                {"ema_model": model.state_dict(), "step": state.step}, checkpoint_dir, BEST
+            )
+    else:
+        state.evals_since_best += 1
+        state.stopped_early = state.evals_since_best >= config.patience
+    metrics = EvalMetrics(state.step, score.crps_bp, score.coverage_90, state.best_crps)
+    state.history.append(metrics)
+    if rank == 0:
+        callback.on_eval(metrics)
+        if state.stopped_early:
+            callback.on_message(
+                f"early stop at step {state.step}: best val CRPS {state.best_crps:.3f} bp "
+                f"at step {state.best_step}"
+            )
+
+
+class _Objective(torch.nn.Module):
+    """The training loss as `forward`, so that DDP and `torch.compile` see the whole step."""
+
+    def __init__(self, model: DiffusionForecaster) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor, k: int, generator) -> torch.Tensor:
+        return self.model.loss(x, z, k, generator)
+
+
+def _wrap(model: DiffusionForecaster, config: TrainConfig, device: torch.device, world: int):
+    network: torch.nn.Module = _Objective(model)
+    if config.compile:
+        network = torch.compile(network)
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        network = torch.nn.parallel.DistributedDataParallel(network, device_ids=ids)
+    return network
+
+
+def _autocast(config: TrainConfig, device: torch.device):
+    enabled = device.type == "cuda" and config.amp in ("auto", "bf16")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _distributed_rank() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1

@@ -1,0 +1,103 @@
+"""Named profiles: split sizes, model and training settings that belong together.
+
+`demo` trains in minutes on a 2-core CPU on the demo market, `full` is sized for one GPU and the
+seed plan's 54 symbols x 40 days, `tiny` is for tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from diffstock_ml.model.config import ModelConfig
+from diffstock_ml.train.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    train_days: int
+    val_days: int
+    test_days: int
+    model: ModelConfig
+    train: TrainConfig
+
+    @property
+    def days(self) -> int:
+        """Trading days one model needs: the as-of day and the ones before it."""
+        return self.train_days + self.val_days + self.test_days
+
+
+_SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {
+    # tests: seconds on a CPU
+    "tiny": (
+        ModelConfig(
+            d_model=32,
+            n_heads=2,
+            n_layers=1,
+            patch_size=10,
+            denoiser_hidden=64,
+            denoiser_depth=2,
+            time_embed_dim=32,
+        ),
+        TrainConfig(
+            batch_size=128,
+            k_noise=2,
+            max_steps=40,
+            warmup_steps=5,
+            eval_every=20,
+            checkpoint_every=10,
+            log_every=10,
+            val_windows=128,
+            val_samples=32,
+            val_steps=10,
+        ),
+    ),
+    # the demo market (12 symbols x 6 training days) on a 2-core laptop: a few minutes
+    "demo": (
+        ModelConfig(
+            d_model=64,
+            n_heads=4,
+            n_layers=2,
+            patch_size=10,
+            denoiser_hidden=128,
+            denoiser_depth=3,
+            time_embed_dim=64,
+        ),
+        TrainConfig(
+            batch_size=256,
+            k_noise=4,
+            max_steps=1_000,
+            warmup_steps=50,
+            eval_every=200,
+            checkpoint_every=200,
+            log_every=50,
+            val_windows=500,
+            val_samples=64,
+            val_steps=50,
+        ),
+    ),
+    # 54 symbols x 30 training days (~37M windows) on one GPU: bf16, full-resolution tokens
+    "full": (
+        ModelConfig(patch_size=1),
+        TrainConfig(
+            batch_size=1_024,
+            k_noise=8,
+            max_steps=30_000,
+            warmup_steps=1_000,
+            lr=5e-4,
+            eval_every=1_000,
+            checkpoint_every=1_000,
+            log_every=100,
+            val_windows=20_000,
+            val_samples=200,
+            val_steps=50,
+            patience=6,
+        ),
+    ),
+}
+
+_SPLITS = {"tiny": (1, 1, 1), "demo": (6, 2, 2), "full": (30, 5, 5)}
+
+PROFILES: dict[str, Profile] = {
+    name: Profile(name, *_SPLITS[name], *settings) for name, settings in _SETTINGS.items()
+}

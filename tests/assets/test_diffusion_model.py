@@ -1,0 +1,93 @@
+"""The training asset on the tiny profile: MLflow run, registered model, metadata, failures."""
+
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from dagster_project.definitions import build_definitions
+from dagster_project.settings import Settings
+from diffstock_assets.partitions import sessions_ending
+from diffstock_ml.windows import load_day_arrays
+
+DAYS = ("20251031", "20251103", "20251104")
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_market: Path, tmp_path_factory: pytest.TempPathFactory):
+    data = tmp_path_factory.mktemp("model_data")
+    env = {
+        "DIFFSTOCK_DATA": str(data),
+        "DIFFSTOCK_RAW": str(tiny_market),
+        "DIFFSTOCK_PROFILE": "tiny",
+    }
+    settings = Settings.from_env(env)
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        for day in DAYS:
+            assert (
+                defs.resolve_job_def("ingest_job")
+                .execute_in_process(partition_key=day, instance=instance)
+                .success
+            )
+        result = defs.resolve_job_def("train_job").execute_in_process(
+            partition_key=DAYS[-1], instance=instance
+        )
+        event = instance.get_latest_materialization_event(dg.AssetKey("diffusion_model"))
+    return settings, result, event
+
+
+def test_training_asset_logs_an_mlflow_run_with_everything(trained) -> None:
+    settings, result, event = trained
+    assert result.success
+    metadata = event.asset_materialization.metadata
+    for key in (
+        "mlflow_run_id",
+        "mlflow_run",
+        "train_days",
+        "val_days",
+        "test_days",
+        "windows_train",
+        "best_val_crps_bp",
+        "wall_time_s",
+        "device",
+        "parameters",
+        "registered_version",
+    ):
+        assert key in metadata, key
+    assert metadata["train_days"].value == DAYS[0] and metadata["test_days"].value == DAYS[2]
+    assert metadata["device"].value == "cpu"
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    client = MlflowClient()
+    run = client.get_run(metadata["mlflow_run_id"].value)
+    assert run.data.params["model.patch_size"] == "10" and run.data.params["splits.test"]
+    assert run.data.tags["as_of"] == DAYS[-1]
+    losses = client.get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in losses] == [10, 20, 30, 40]
+    assert len(client.get_metric_history(run.info.run_id, "val_crps_bp")) == 2
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"summary.json", "normaliser.json", "checkpoint"} <= artifacts
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.artifact_location.endswith(str(settings.mlflow_artifacts).lstrip("/")) or (
+        str(settings.mlflow_artifacts) in experiment.artifact_location
+    )
+    version = metadata["registered_version"].value
+    model = mlflow.pyfunc.load_model(f"models:/diffstock-diffusion/{version}")
+    arrays = load_day_arrays(Path(settings.lake) / "windows" / DAYS[-1])
+    s, t = arrays.anchors[:3, 0], arrays.anchors[:3, 1]
+    windows = np.stack([arrays.x[a, b - 119 : b + 1] for a, b in zip(s, t, strict=True)])
+    output = model.predict(
+        {"x": windows.astype(np.float32), "sigma": arrays.sigma[s, t], "close": arrays.close[s, t]},
+        params={"n_samples": 16},
+    )
+    assert output["quantiles"].shape == (3, 9) and output["samples"].shape == (3, 16)
+
+
+def test_a_clipped_as_of_window_fails_clearly() -> None:
+    with pytest.raises(dg.Failure, match="needs 40 trading days ending there"):
+        sessions_ending("20240105", 40)
+    assert sessions_ending("20251104", 3) == list(DAYS)

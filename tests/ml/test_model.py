@@ -1,0 +1,171 @@
+"""The model's modules: shapes of both encoders and the denoiser, the loss, sampling, guidance."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from diffstock_ml.device import select_device
+from diffstock_ml.model import (
+    Denoiser,
+    DiffusionForecaster,
+    ModelConfig,
+    SamplerConfig,
+    build_encoder,
+    make_schedule,
+    make_scheduler,
+    randn_tensor,
+)
+
+B, N, F = 5, 24, 7
+SMALL = ModelConfig(
+    d_model=16, n_heads=2, n_layers=2, denoiser_hidden=32, denoiser_depth=2, time_embed_dim=16
+)
+FAST = SamplerConfig(steps=8, n_samples=6)
+
+
+def windows(seed: int = 0, batch: int = B) -> torch.Tensor:
+    return torch.randn(batch, N, F, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("encoder", ["transformer", "cnn_lstm"])
+@pytest.mark.parametrize("positional", ["sinusoidal", "learned"])
+def test_encoders_map_windows_to_one_condition_vector(encoder: str, positional: str) -> None:
+    config = dataclasses.replace(SMALL, encoder=encoder, positional=positional)
+    module = build_encoder(config, F)
+    assert module(windows()).shape == (B, SMALL.d_model)
+    assert module(windows(batch=1)[:, :3]).shape == (1, SMALL.d_model)  # any window length
+
+
+def test_cnn_lstm_encoder_is_causal_at_the_anchor() -> None:
+    module = build_encoder(dataclasses.replace(SMALL, encoder="cnn_lstm", dropout=0.0), F).eval()
+    x = windows()
+    changed = x.clone()
+    changed[:, -1] += 1.0
+    assert not torch.allclose(module(x), module(changed))  # the anchor second is seen
+
+
+def test_denoiser_maps_noisy_scalars_to_scalars_and_uses_the_null_condition() -> None:
+    denoiser = Denoiser(dataclasses.replace(SMALL, dropout=0.0))
+    x_t, t, cond = torch.randn(B, 1), torch.randint(0, 1000, (B,)), torch.randn(B, SMALL.d_model)
+    assert denoiser(x_t, t, cond).shape == (B, 1)
+    every_row = torch.ones(B, dtype=torch.bool)
+    null = denoiser.null_condition.expand(B, -1)
+    torch.testing.assert_close(denoiser(x_t, t, cond, every_row), denoiser(x_t, t, null))
+    half = torch.arange(B) % 2 == 0
+    mixed = denoiser(x_t, t, cond, half)
+    torch.testing.assert_close(mixed[~half], denoiser(x_t, t, cond)[~half])
+
+
+@pytest.mark.parametrize("prediction", ["v", "eps"])
+@pytest.mark.parametrize("encoder", ["transformer", "cnn_lstm"])
+def test_loss_is_finite_and_backpropagates(prediction: str, encoder: str) -> None:
+    model = DiffusionForecaster(
+        dataclasses.replace(SMALL, prediction=prediction, encoder=encoder), F
+    )
+    loss = model.loss(windows(), torch.randn(B), k_noise=4, generator=torch.Generator())
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_loss_encodes_each_window_once_for_k_noise_levels() -> None:
+    model = DiffusionForecaster(SMALL, F)
+    seen: list[torch.Size] = []
+    model.encoder.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0].shape))
+    rows: list[int] = []
+    model.denoiser.register_forward_hook(lambda _m, inputs, _o: rows.append(len(inputs[0])))
+    model.loss(windows(), torch.randn(B), k_noise=8)
+    assert seen == [torch.Size([B, N, F])] and rows == [B * 8]
+
+
+def test_loss_is_reproducible_from_the_generator() -> None:
+    model = DiffusionForecaster(dataclasses.replace(SMALL, dropout=0.0), F)
+    target = torch.randn(B)
+    losses = [
+        model.loss(windows(), target, 3, torch.Generator().manual_seed(7)).item() for _ in range(2)
+    ]
+    assert losses[0] == losses[1]
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_sample_returns_n_samples_per_window_reproducibly(sampler: str) -> None:
+    model = DiffusionForecaster(SMALL, F)
+    config = dataclasses.replace(FAST, sampler=sampler, eta=0.5)
+    draws = model.sample(windows(), 6, config, torch.Generator().manual_seed(1))
+    assert draws.shape == (B, 6) and torch.isfinite(draws).all()
+    again = model.sample(windows(), 6, config, torch.Generator().manual_seed(1))
+    assert torch.equal(draws, again)
+    assert model.training  # sampling ran in eval mode and restored the mode
+
+
+def plain_conditional_loop(
+    model: DiffusionForecaster, x: torch.Tensor, seed: int, drop: bool = False
+) -> torch.Tensor:
+    """The sampling loop written out with the plain (or the null) condition."""
+    generator = torch.Generator().manual_seed(seed)
+    scheduler = make_scheduler(FAST, make_schedule("cosine", 1000).alphas_cumprod, "v")
+    cond = model.encode(x).repeat_interleave(FAST.n_samples, 0)  # [B*S, D]
+    sample = randn_tensor((len(cond), 1), generator, x.device)
+    drop_rows = torch.full((len(cond),), drop)
+    for t in scheduler.timesteps.tolist():
+        output = model.denoiser(sample, torch.full((len(cond),), t), cond, drop_rows)
+        sample = scheduler.step(output, t, sample, generator).prev_sample
+    return sample.view(len(x), FAST.n_samples)
+
+
+@torch.no_grad()
+def test_guidance_weight_one_is_the_plain_conditional_path_and_zero_the_null_one() -> None:
+    model = DiffusionForecaster(SMALL, F).eval()
+    for block in model.denoiser.blocks:  # blocks start as the identity: make the condition matter
+        torch.nn.init.normal_(block.fc2.weight, std=0.3, generator=torch.Generator().manual_seed(0))
+    x = windows()
+    plain = plain_conditional_loop(model, x, seed=2)
+    guided = model.sample(x, None, FAST, torch.Generator().manual_seed(2), guidance_weight=1.0)
+    torch.testing.assert_close(guided, plain)
+    unconditional = model.sample(x, None, FAST, torch.Generator().manual_seed(2), 0.0)
+    torch.testing.assert_close(unconditional, plain_conditional_loop(model, x, 2, drop=True))
+    sharpened = model.sample(x, None, FAST, torch.Generator().manual_seed(2), 3.0)
+    assert not torch.allclose(sharpened, plain) and not torch.allclose(unconditional, plain)
+
+
+def test_guidance_without_a_trained_null_condition_is_refused() -> None:
+    model = DiffusionForecaster(dataclasses.replace(SMALL, cfg_dropout=0.0), F)
+    with pytest.raises(ValueError, match="cfg_dropout"):
+        model.sample(windows(), 2, FAST, guidance_weight=2.0)
+
+
+def test_schedule_buffers_are_float32_on_the_module_and_move_with_it() -> None:
+    model = DiffusionForecaster(SMALL, F)
+    buffers = dict(model.named_buffers())
+    assert set(buffers) == {"sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod"}
+    assert all(b.dtype == torch.float32 for b in buffers.values())
+    expected = make_schedule("cosine", 1000).sqrt_alphas_cumprod.float()
+    torch.testing.assert_close(model.sqrt_alphas_cumprod, expected)
+    assert "sqrt_alphas_cumprod" in model.state_dict()
+
+
+def test_config_rejects_inconsistent_values() -> None:
+    with pytest.raises(ValueError, match="n_heads"):
+        ModelConfig(d_model=10, n_heads=4)
+    with pytest.raises(ValueError, match="cfg_dropout"):
+        ModelConfig(cfg_dropout=1.0)
+    with pytest.raises(ValueError, match="steps"):
+        SamplerConfig(steps=0)
+
+
+def test_select_device_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert select_device() == torch.device("cpu") == select_device("cpu")
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        select_device("cuda")
+    with pytest.raises(RuntimeError, match="MPS is not available"):
+        select_device("mps")
+    with pytest.raises(ValueError, match="unknown device"):
+        select_device("gpu")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert select_device("auto") == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert select_device("auto") == torch.device("cuda")
