@@ -16,9 +16,11 @@ from diffstock_assets.model.config import DiffusionModelConfig
 from diffstock_assets.model.pyfunc import log_diffusion_model
 from diffstock_assets.partitions import sessions_ending, trading_days
 from diffstock_assets.resources import ComputeResource, LakeResource
+from diffstock_ml.batches import Normaliser
 from diffstock_ml.model.bundle import save_bundle
 from diffstock_ml.splits import Splits, fit_normaliser, split_days
 from diffstock_ml.train import EvalMetrics, StepMetrics, TrainResult, train
+from diffstock_ml.train.checkpoint import LATEST
 from diffstock_ml.train.profiles import Profile
 from diffstock_ml.windows import DayArrays, load_day_arrays
 
@@ -86,18 +88,17 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
             f"training on {splits.train[0]}..{splits.train[-1]}, validating on {splits.val}, "
             f"device {device}, checkpoints in {checkpoints}"
         )
+        configs = {
+            "profile": profile.name,
+            "splits": dataclasses.asdict(splits),
+            "model": dataclasses.asdict(model_config),
+            "train": dataclasses.asdict(train_config),
+            "windows": dataclasses.asdict(arrays[days[0]].config),
+            "device": str(device),
+        }
         tags = {"dagster_run_id": context.run.run_id, "as_of": key, "profile": profile.name}
         with mlflow.start_run(run_name=f"{ASSET} {key}", tags=tags) as run:
-            mlflow.log_params(
-                {
-                    "profile": profile.name,
-                    "splits": dataclasses.asdict(splits),
-                    "model": dataclasses.asdict(model_config),
-                    "train": dataclasses.asdict(train_config),
-                    "windows": dataclasses.asdict(arrays[days[0]].config),
-                    "device": str(device),
-                }
-            )
+            mlflow.log_params(configs)
             with mlflow.metric_logger(run.info.run_id) as metrics:
                 result = train(
                     model_config,
@@ -109,6 +110,7 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
                     device,
                     _Progress(context.log, metrics),
                 )
+            summary = _summary(result, splits, arrays)
             with tempfile.TemporaryDirectory() as scratch:
                 bundle = save_bundle(
                     Path(scratch) / BUNDLE_FILE,
@@ -118,15 +120,7 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
                     arrays[days[0]].feature_names,
                     arrays[days[0]].config.length,
                 )
-                summary = _summary(result, splits, arrays)
-                (Path(scratch) / "summary.json").write_text(json.dumps(summary, indent=1))
-                (Path(scratch) / "normaliser.json").write_text(json.dumps(normaliser.to_dict()))
-                for name in ("summary.json", "normaliser.json"):
-                    mlflow_api.log_artifact(str(Path(scratch) / name))
-                mlflow_api.log_artifact(str(checkpoints / "latest.pt"), "checkpoint")
-                mlflow_api.log_metrics(
-                    {"best_val_crps_bp": result.best_val_crps_bp, "train_wall_s": result.wall_s}
-                )
+                _log_artifacts(Path(scratch), summary, configs, normaliser, checkpoints)
                 info = log_diffusion_model(bundle, config.registered_model_name)
                 uri = lake.write_folder(ASSET, key, lambda f: _copy(bundle, summary, f))
         # Finished and logged: the next materialisation of this day trains afresh.
@@ -179,6 +173,24 @@ def _summary(result: TrainResult, splits: Splits, arrays: dict[str, DayArrays]) 
         "device": result.device,
         "wall_s": result.wall_s,
     }
+
+
+def _log_artifacts(
+    scratch: Path, summary: dict, configs: dict, normaliser: Normaliser, checkpoints: Path
+) -> None:
+    """Summary, configs, normaliser and the last checkpoint into the active MLflow run."""
+    files = {
+        "summary.json": summary,
+        "config.json": configs,
+        "normaliser.json": normaliser.to_dict(),
+    }
+    for name, content in files.items():
+        (scratch / name).write_text(json.dumps(content, indent=1))
+        mlflow_api.log_artifact(str(scratch / name))
+    mlflow_api.log_artifact(str(checkpoints / LATEST), "checkpoint")
+    mlflow_api.log_metrics(
+        {"best_val_crps_bp": summary["best_val_crps_bp"], "train_wall_s": summary["wall_s"]}
+    )
 
 
 def _copy(bundle: Path, summary: dict, folder: Path) -> None:

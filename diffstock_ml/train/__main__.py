@@ -89,8 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": result.wall_s,
         "splits": dataclasses.asdict(splits),
     }
-    (args.out / "result.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary))
+    if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+        (args.out / "result.json").write_text(json.dumps(summary, indent=1))
+        print(json.dumps(summary))
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
     return 0
 
 

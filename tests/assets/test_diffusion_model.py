@@ -70,7 +70,7 @@ def test_training_asset_logs_an_mlflow_run_with_everything(trained) -> None:
     assert [m.step for m in losses] == [10, 20, 30, 40]
     assert len(client.get_metric_history(run.info.run_id, "val_crps_bp")) == 2
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"summary.json", "normaliser.json", "checkpoint"} <= artifacts
+    assert {"summary.json", "normaliser.json", "config.json", "checkpoint"} <= artifacts
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.artifact_location.endswith(str(settings.mlflow_artifacts).lstrip("/")) or (
         str(settings.mlflow_artifacts) in experiment.artifact_location

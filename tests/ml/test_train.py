@@ -99,3 +99,28 @@ def test_a_killed_training_resumes_from_its_checkpoint(tiny_windows, tmp_path: P
     assert f"resumed from step {killed_at}" in second.stdout
     summary = json.loads((out / "result.json").read_text())
     assert summary["resumed_from"] == killed_at and summary["steps"] == killed_at + 20
+
+
+@pytest.mark.e2e
+def test_torchrun_trains_with_two_data_parallel_ranks(tiny_windows, tmp_path: Path) -> None:
+    """DistributedDataParallel on the CPU (gloo): what `torchrun` does on a multi-GPU node."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    command += ["--master_port", str(_free_port()), "-m", "diffstock_ml.train"]
+    command += ["--windows", *map(str, tiny_windows), "--split", "1", "1", "1"]
+    command += ["--out", str(tmp_path), "--profile", "tiny", "--max-steps", "20", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    summary = json.loads((tmp_path / "result.json").read_text())
+    assert summary["steps"] == 20
+    assert load_checkpoint(tmp_path)["state"]["step"] == 20
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
