@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from dagster_project.jobs import ingest_job, train_job
+from dagster_project.sensors import new_trading_days
 from dagster_project.settings import Settings
 from diffstock_assets.features.assets import features, windows
 from diffstock_assets.ingest.assets import clean_bars
@@ -23,6 +24,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[clean_bars, features, windows, build_diffusion_model(profile)],
         jobs=[ingest_job, train_job],
+        sensors=[new_trading_days],
         resources={
             "raw": RawDataResource(root=str(settings.raw)),
             "lake": LakeResource(root=settings.lake),

@@ -1,0 +1,74 @@
+"""The new-trading-days sensor: new complete folders, catch-up, incomplete folders, cursor."""
+
+import datetime as dt
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+from conftest import WriteFile, bar_line, utc
+
+from dagster_project.sensors import MARKER, new_trading_days
+from diffstock_assets.resources import RawDataResource
+from diffstock_ml.calendar import day_key, sessions_between
+
+DAYS = ("20251103", "20251104", "20251105")
+
+
+def _age(folder: Path, seconds: float) -> None:
+    past = time.time() - seconds
+    for path in [folder, *folder.iterdir()]:
+        os.utime(path, (past, past))
+
+
+def _evaluate(raw_root: Path, cursor: str | None = None) -> dg.SensorResult:
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"raw": RawDataResource(root=str(raw_root))}
+        )
+        return new_trading_days(context)
+
+
+def _write_days(write_file: WriteFile, raw_root: Path, days=DAYS, age: float = 3600) -> None:
+    for day in days:
+        write_file(day, "AMD.csv", [bar_line("AMD", utc(day, "14:30:00"), 10.0)])
+        _age(raw_root / day, age)
+
+
+def test_every_missing_day_is_requested_once(write_file: WriteFile, raw_root: Path) -> None:
+    _write_days(write_file, raw_root)
+    result = _evaluate(raw_root)
+    assert [r.partition_key for r in result.run_requests] == list(DAYS)
+    assert [r.run_key for r in result.run_requests] == list(DAYS)
+    again = _evaluate(raw_root, result.cursor)
+    assert again.run_requests == [] and again.skip_reason
+
+
+def test_a_new_day_after_the_cursor_is_picked_up(write_file: WriteFile, raw_root: Path) -> None:
+    _write_days(write_file, raw_root, DAYS[:2])
+    first = _evaluate(raw_root)
+    _write_days(write_file, raw_root, DAYS[2:])
+    second = _evaluate(raw_root, first.cursor)
+    assert [r.partition_key for r in second.run_requests] == [DAYS[2]]
+
+
+def test_a_folder_still_being_written_waits_unless_marked(
+    write_file: WriteFile, raw_root: Path
+) -> None:
+    _write_days(write_file, raw_root, DAYS[:1], age=5)  # touched 5 s ago
+    assert _evaluate(raw_root).run_requests == []
+    (raw_root / DAYS[0] / MARKER).write_text("")
+    assert [r.partition_key for r in _evaluate(raw_root).run_requests] == [DAYS[0]]
+
+
+def test_folders_that_are_not_sessions_are_ignored(write_file: WriteFile, raw_root: Path) -> None:
+    _write_days(write_file, raw_root, ("20251127", "20251103"))  # Thanksgiving and a session
+    (raw_root / "scratch").mkdir()
+    assert [r.partition_key for r in _evaluate(raw_root).run_requests] == ["20251103"]
+
+
+def test_a_day_whose_partition_has_not_opened_waits(write_file: WriteFile, raw_root: Path) -> None:
+    soon = dt.date.today() + dt.timedelta(days=2)
+    future = day_key(sessions_between(soon, soon + dt.timedelta(days=10))[0])
+    _write_days(write_file, raw_root, (future,))
+    assert _evaluate(raw_root).run_requests == []
