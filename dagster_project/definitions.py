@@ -8,6 +8,7 @@ from dagster_project.jobs import ingest_job, train_job
 from dagster_project.sensors import new_trading_days
 from dagster_project.settings import Settings
 from diffstock_assets.features.assets import features, windows
+from diffstock_assets.groups import MODEL
 from diffstock_assets.ingest.assets import clean_bars
 from diffstock_assets.mlflow_resource import MLflowResource
 from diffstock_assets.model.assets import build_diffusion_model
@@ -24,7 +25,16 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[clean_bars, features, windows, build_diffusion_model(profile)],
         jobs=[ingest_job, train_job],
-        sensors=[new_trading_days],
+        sensors=[
+            new_trading_days,
+            dg.AutomationConditionSensorDefinition(
+                "retrain_latest_model",
+                target=dg.AssetSelection.groups(MODEL),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=60,
+                description="Evaluates the model's automation condition (eager, newest day).",
+            ),
+        ],
         resources={
             "raw": RawDataResource(root=str(settings.raw)),
             "lake": LakeResource(root=settings.lake),

@@ -53,6 +53,7 @@ def test_asset_keys_checks_and_jobs_snapshot(tmp_path: Path) -> None:
         "ingest_job",
         "train_job",
     ]
+    assert sorted(s.name for s in defs.sensors) == ["new_trading_days", "retrain_latest_model"]
 
 
 def test_every_asset_is_partitioned_by_trading_day(tmp_path: Path) -> None:

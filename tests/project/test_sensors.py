@@ -72,3 +72,35 @@ def test_a_day_whose_partition_has_not_opened_waits(write_file: WriteFile, raw_r
     future = day_key(sessions_between(soon, soon + dt.timedelta(days=10))[0])
     _write_days(write_file, raw_root, (future,))
     assert _evaluate(raw_root).run_requests == []
+
+
+def test_the_newest_model_retrains_once_its_windows_exist_and_history_does_not(
+    tmp_path: Path,
+) -> None:
+    from dagster_project.definitions import build_definitions
+    from dagster_project.settings import Settings
+
+    env = {"DIFFSTOCK_DATA": str(tmp_path), "DIFFSTOCK_PROFILE": "tiny"}
+    defs = build_definitions(Settings.from_env(env))
+    model = dg.AssetKey("diffusion_model")
+    evening = dt.datetime(2025, 11, 5, 20, 0, tzinfo=dt.UTC)  # after 20251104 closed... and ended
+    with dg.instance_for_test() as instance:
+        for day in ("20251031", "20251103"):
+            instance.report_runless_asset_event(dg.AssetMaterialization("windows", partition=day))
+        first = dg.evaluate_automation_conditions(defs, instance, evaluation_time=evening)
+        assert first.get_requested_partitions(model) == set()  # 20251104 windows missing
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("windows", partition="20251104")
+        )
+        second = dg.evaluate_automation_conditions(
+            defs, instance, evaluation_time=evening, cursor=first.cursor
+        )
+        assert second.get_requested_partitions(model) == {"20251104"}
+        # re-materialising an old day's windows does not retrain an old as-of day
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("windows", partition="20251031")
+        )
+        third = dg.evaluate_automation_conditions(
+            defs, instance, evaluation_time=evening, cursor=second.cursor
+        )
+        assert not third.get_requested_partitions(model) - {"20251104"}
