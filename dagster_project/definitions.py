@@ -7,8 +7,10 @@ import dagster as dg
 from dagster_project.jobs import ingest_job, train_job
 from dagster_project.sensors import new_trading_days
 from dagster_project.settings import Settings
+from diffstock_assets.evaluation.forecasts import build_forecasts
+from diffstock_assets.evaluation.report import build_evaluation_report
 from diffstock_assets.features.assets import features, windows
-from diffstock_assets.groups import MODEL
+from diffstock_assets.groups import EVALUATION, MODEL
 from diffstock_assets.ingest.assets import clean_bars
 from diffstock_assets.mlflow_resource import MLflowResource
 from diffstock_assets.model.assets import build_diffusion_model
@@ -22,17 +24,26 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     if settings.profile not in PROFILES:
         raise ValueError(f"DIFFSTOCK_PROFILE={settings.profile!r} is not one of {sorted(PROFILES)}")
     profile = PROFILES[settings.profile]
+    model = build_diffusion_model(profile)
+    forecasts = build_forecasts(profile, model)
     return dg.Definitions(
-        assets=[clean_bars, features, windows, build_diffusion_model(profile)],
+        assets=[
+            clean_bars,
+            features,
+            windows,
+            model,
+            forecasts,
+            build_evaluation_report(forecasts),
+        ],
         jobs=[ingest_job, train_job],
         sensors=[
             new_trading_days,
             dg.AutomationConditionSensorDefinition(
                 "retrain_latest_model",
-                target=dg.AssetSelection.groups(MODEL),
+                target=dg.AssetSelection.groups(MODEL, EVALUATION),
                 default_status=dg.DefaultSensorStatus.RUNNING,
                 minimum_interval_seconds=60,
-                description="Evaluates the model's automation condition (eager, newest day).",
+                description="Retrains, forecasts and evaluates the newest as-of day (eager).",
             ),
         ],
         resources={

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import dagster as dg
 
 from dagster_project.definitions import build_definitions
 from dagster_project.settings import Settings
+from diffstock_assets.evaluation.report import PROMOTION_CHECK
 from diffstock_assets.resources import RawDataResource
 from diffstock_ml.synthetic import PROFILES, generate_market
 from diffstock_ml.train.profiles import PROFILES as PROFILES_BY_NAME
@@ -84,12 +86,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{done}/{len(keys)} trading days materialised into {settings.lake}")
         profile = PROFILES_BY_NAME[settings.profile]
         if not failed and len(keys) >= profile.days:
-            print(f"Training the diffusion model as of {keys[-1]} ({settings.profile} profile) ...")
+            print(f"Training and evaluating the model as of {keys[-1]} ({settings.profile}) ...")
             if not _run(defs, "train_job", keys[-1], instance):
                 failed.append(f"diffusion_model {keys[-1]}")
         elif not failed:
             print(f"Not training: the {settings.profile} profile needs {profile.days} days.")
 
+    report = Path(settings.lake) / "evaluation_report" / keys[-1] / "report.md"
+    if report.exists():
+        print(f"\nEvaluation report: {report}")
     print("\nOpen the Dagster UI (asset graph, partitions, checks):")
     print(f"  DAGSTER_HOME={settings.dagster_home} dagster dev -h 127.0.0.1 -p 3000")
     print("Open the MLflow UI (runs, curves, registered models):")
@@ -101,8 +106,18 @@ def _run(defs: dg.Definitions, job_name: str, key: str, instance: dg.DagsterInst
     result = defs.resolve_job_def(job_name).execute_in_process(
         partition_key=key, instance=instance, raise_on_error=False, run_config=_QUIET
     )
-    print(f"{job_name} {key}: {'ok' if result.success else 'FAILED'}", flush=True)
-    return result.success
+    if result.success:
+        print(f"{job_name} {key}: ok", flush=True)
+        return True
+    failures = [e.step_failure_data.error.message for e in result.get_step_failure_events()]
+    if failures and all(PROMOTION_CHECK in message for message in failures):
+        # The report was written and logged; only the promotion gate said no (a verdict).
+        for check in result.get_asset_check_evaluations():
+            reasons = check.metadata.get("reasons")
+            print(f"{job_name} {key}: ok, model NOT promoted: {reasons.value if reasons else ''}")
+        return True
+    print(f"{job_name} {key}: FAILED", flush=True)
+    return False
 
 
 if __name__ == "__main__":

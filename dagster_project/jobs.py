@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from diffstock_assets.groups import FEATURES, INGEST, MODEL
+from diffstock_assets.groups import EVALUATION, FEATURES, INGEST, MODEL
 
 ingest_job = dg.define_asset_job(
     name="ingest_job",
@@ -14,6 +14,7 @@ ingest_job = dg.define_asset_job(
 
 train_job = dg.define_asset_job(
     name="train_job",
-    selection=dg.AssetSelection.groups(MODEL),
-    description="Train the diffusion model as of one trading day (its windows must exist).",
+    selection=dg.AssetSelection.groups(MODEL, EVALUATION),
+    description="Train the diffusion model as of one trading day (its windows must exist), "
+    "forecast its test days with every baseline and log the evaluation report.",
 )

@@ -16,6 +16,8 @@ def markdown_table(frame: pl.DataFrame, empty: str = "none") -> dg.MetadataValue
         tbl_hide_dataframe_shape=True,
         tbl_rows=-1,
         tbl_cols=-1,
+        tbl_width_chars=10_000,
         fmt_str_lengths=120,
+        float_precision=4,
     ):
         return dg.MetadataValue.md(str(frame))

@@ -124,7 +124,14 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
                 )
                 _log_artifacts(Path(scratch), summary, configs, normaliser, checkpoints)
                 info = log_diffusion_model(bundle, config.registered_model_name)
-                uri = lake.write_folder(ASSET, key, lambda f: _copy(bundle, summary, f))
+                registered = {
+                    "mlflow_run_id": run.info.run_id,
+                    "registered_model": config.registered_model_name,
+                    "registered_version": str(info.registered_model_version),
+                }
+                uri = lake.write_folder(
+                    ASSET, key, lambda f: _copy(bundle, {**summary, **registered}, f)
+                )
         # Finished and logged: the next materialisation of this day trains afresh.
         shutil.rmtree(checkpoints, ignore_errors=True)
         return dg.MaterializeResult(

@@ -24,7 +24,9 @@ def test_asset_keys_checks_and_jobs_snapshot(tmp_path: Path) -> None:
     assert sorted(k.to_user_string() for k in graph.get_all_asset_keys()) == [
         "clean_bars",
         "diffusion_model",
+        "evaluation_report",
         "features",
+        "forecasts",
         "windows",
     ]
     assert sorted(k.to_user_string() for k in graph.asset_check_keys) == [
@@ -34,6 +36,7 @@ def test_asset_keys_checks_and_jobs_snapshot(tmp_path: Path) -> None:
         "clean_bars:schema_mismatch",
         "clean_bars:too_many_quarantined_rows",
         "clean_bars:too_many_stale_seconds",
+        "evaluation_report:model_not_better_than_baseline",
         "features:implausible_target_scale",
         "windows:nonfinite_feature_at_anchor",
         "windows:too_few_valid_anchors",
@@ -47,6 +50,8 @@ def test_asset_keys_checks_and_jobs_snapshot(tmp_path: Path) -> None:
         "features": ["clean_bars"],
         "windows": ["features"],
         "diffusion_model": ["windows"],
+        "forecasts": ["diffusion_model", "windows"],
+        "evaluation_report": ["forecasts"],
     }
     assert sorted(job.name for job in defs.resolve_all_job_defs()) == [
         "__ASSET_JOB",

@@ -1,10 +1,11 @@
-"""The training asset on the tiny profile: MLflow run, registered model, metadata, failures."""
+"""train_job on the tiny profile: the model, its forecasts and its evaluation report in MLflow."""
 
 from pathlib import Path
 
 import dagster as dg
 import mlflow
 import numpy as np
+import polars as pl
 import pytest
 from mlflow import MlflowClient
 
@@ -34,15 +35,15 @@ def trained(tiny_market: Path, tmp_path_factory: pytest.TempPathFactory):
                 .success
             )
         result = defs.resolve_job_def("train_job").execute_in_process(
-            partition_key=DAYS[-1], instance=instance
+            partition_key=DAYS[-1], instance=instance, raise_on_error=False
         )
         event = instance.get_latest_materialization_event(dg.AssetKey("diffusion_model"))
-    return settings, result, event
+        report = instance.get_latest_materialization_event(dg.AssetKey("evaluation_report"))
+    return settings, result, event, report
 
 
 def test_training_asset_logs_an_mlflow_run_with_everything(trained) -> None:
-    settings, result, event = trained
-    assert result.success
+    settings, _result, event, _ = trained
     metadata = event.asset_materialization.metadata
     for key in (
         "mlflow_run_id",
@@ -91,3 +92,57 @@ def test_a_clipped_as_of_window_fails_clearly() -> None:
     with pytest.raises(dg.Failure, match="needs 40 trading days ending there"):
         sessions_ending("20240105", 40)
     assert sessions_ending("20251104", 3) == list(DAYS)
+
+
+def test_forecasts_and_report_cover_every_model_on_the_same_anchors(trained) -> None:
+    settings, _result, _, report = trained
+    table = pl.read_parquet(Path(settings.lake) / "forecasts" / DAYS[-1] / "forecasts.parquet")
+    models = set(table["model"].unique())
+    assert {"diffusion", "oracle", "ewma_gaussian", "rolling_gaussian", "garch_t"} <= models
+    assert {"empirical", "gaussian_head", "student_t_head"} <= models
+    per_model = table.group_by("model").agg(pl.col("second").sort().hash().alias("anchors"))
+    assert per_model["anchors"].n_unique() == 1  # exactly the same anchors for every model
+    samples = np.stack(table["samples"].to_numpy())
+    implied = np.stack(table["close"].to_numpy())[:, None] * (1 + samples)
+    assert np.allclose(implied * 100, np.round(implied * 100), atol=1e-6)  # on the cent grid
+
+    metadata = report.asset_materialization.metadata
+    assert "diffusion" in metadata["summary"].value and "oracle" in metadata["summary"].value
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    client = MlflowClient()
+    run = client.get_run(metadata["mlflow_run_id"].value)
+    assert run.data.tags["training_run_id"] == metadata["training_run_id"].value
+    assert run.data.metrics["diffusion/crps_bp"] > 0
+    assert "ewma_gaussian/var_1_kupiec_p" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    for name in (
+        "report.md",
+        "overall.csv",
+        "reliability_diagram.png",
+        "pit_histogram.png",
+        "fan_chart.png",
+        "crps_by_time_of_day.png",
+        "crps_by_volatility_decile.png",
+        "equity_curves.png",
+        "by_symbol.csv",
+        "diebold_mariano.csv",
+    ):
+        assert name in artifacts, name
+    report_md = (Path(settings.lake) / "evaluation_report" / DAYS[-1] / "report.md").read_text()
+    assert "Does the model beat each baseline?" in report_md
+    assert "oracle" in report_md
+
+
+def test_promotion_is_a_blocking_check_with_reasons(trained) -> None:
+    settings, result, _, _ = trained
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    promotion = checks["model_not_better_than_baseline"]
+    failures = [e.step_failure_data.error.message for e in result.get_step_failure_events()]
+    if promotion.passed:
+        assert result.success
+    else:  # the tiny model is not better: the report exists, the gate fails the step
+        assert promotion.metadata["reasons"].value
+        assert all("model_not_better_than_baseline" in m for m in failures)
+        client = MlflowClient(settings.mlflow_tracking_uri)
+        model = client.get_registered_model("diffstock-diffusion")
+        assert "champion" not in (model.aliases or {})

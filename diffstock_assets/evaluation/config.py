@@ -1,0 +1,34 @@
+"""Run configuration of the evaluation stage."""
+
+import dagster as dg
+
+from diffstock_ml.evaluation import EvaluationConfig
+from diffstock_ml.forecasting import ForecastConfig
+
+_FORECAST = ForecastConfig()
+_EVALUATION = EvaluationConfig()
+
+
+class ForecastsConfig(dg.Config):
+    """Which test anchors are forecast and how; baselines train on the model's training days."""
+
+    anchor_stride_s: int = _FORECAST.anchor_stride_s
+    n_samples: int = _FORECAST.n_samples
+    seed: int = _FORECAST.seed
+    head_max_steps: int = 300  # likelihood heads and direction classifiers
+
+    def to_forecast_config(self) -> ForecastConfig:
+        return ForecastConfig(self.anchor_stride_s, self.n_samples, self.seed)
+
+
+class EvaluationReportConfig(dg.Config):
+    """Costs of the backtest and the promotion rule of the model."""
+
+    fees_bp: float = _EVALUATION.fees_bp
+    half_spread_bp: float = _EVALUATION.half_spread_bp
+    promotion_baseline: str = "ewma_gaussian"
+    promotion_max_dm_pvalue: float = 0.05
+    promotion_coverage_tolerance: float = 0.03  # |coverage_90 - 0.90|
+
+    def to_evaluation_config(self) -> EvaluationConfig:
+        return EvaluationConfig(fees_bp=self.fees_bp, half_spread_bp=self.half_spread_bp)

@@ -1,0 +1,115 @@
+"""The as-of `forecasts` asset: the diffusion model and every baseline on the test days."""
+
+import dataclasses
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from diffstock_assets.evaluation.config import ForecastsConfig
+from diffstock_assets.features.assets import windows
+from diffstock_assets.groups import EVALUATION
+from diffstock_assets.metadata import markdown_table
+from diffstock_assets.model.assets import BUNDLE_FILE
+from diffstock_assets.partitions import sessions_ending, trading_days
+from diffstock_assets.resources import ComputeResource, LakeResource, RawDataResource
+from diffstock_ml.baselines import BASELINES, DIRECTION_CLASSIFIERS, Oracle
+from diffstock_ml.forecasting import direction_probabilities, forecast_day, select_anchors
+from diffstock_ml.model.bundle import load_bundle
+from diffstock_ml.splits import split_days
+from diffstock_ml.synthetic import default_latent_root
+from diffstock_ml.train.profiles import Profile
+from diffstock_ml.windows import load_day_arrays
+
+ASSET = "forecasts"
+FORECASTS_FILE = "forecasts.parquet"
+DIRECTION_FILE = "direction.parquet"
+_TORCH_BASELINES = ("gaussian_head", "student_t_head")
+
+
+def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    mapping = dg.TimeWindowPartitionMapping(start_offset=-(profile.days - 1))
+
+    @dg.asset(
+        name=ASSET,
+        partitions_def=trading_days,
+        group_name=EVALUATION,
+        deps=[model, dg.AssetDep(windows, partition_mapping=mapping)],
+        kinds={"pytorch", "parquet"},
+        automation_condition=dg.AutomationCondition.eager(),
+        code_version="1",
+    )
+    def forecasts(
+        context: dg.AssetExecutionContext,
+        config: ForecastsConfig,
+        lake: LakeResource,
+        raw: RawDataResource,
+        compute: ComputeResource,
+    ) -> dg.MaterializeResult:
+        """Every model's sampled forecasts at the same anchors of this as-of model's test days."""
+        key = context.partition_key
+        days = sessions_ending(key, profile.days)
+        splits = split_days(days, profile.train_days, profile.val_days, profile.test_days)
+        arrays = {d: load_day_arrays(lake.local_folder("windows", d)) for d in days}
+        train = [arrays[d] for d in splits.train]
+        device = compute.torch_device()
+        bundle = load_bundle(lake.local_folder("diffusion_model", key) / BUNDLE_FILE, device)
+        forecast_config = config.to_forecast_config()
+        rng = np.random.default_rng(forecast_config.seed)
+
+        head_training = dataclasses.replace(profile.train, max_steps=config.head_max_steps)
+        baselines = {}
+        for name, cls in BASELINES.items():
+            options = {
+                "model_config": profile.model,
+                "train_config": head_training,
+                "device": device,
+            }
+            baselines[name] = cls(**options) if name in _TORCH_BASELINES else cls()
+        latent = default_latent_root(Path(raw.root))
+        if (latent / "params.json").exists():
+            baselines["oracle"] = Oracle(latent)
+        else:
+            context.log.info(f"no synthetic latent state at {latent}: no oracle forecast")
+        scales = []
+        for name, baseline in baselines.items():
+            baseline.fit(train, rng)
+            scales.append((name, float(baseline.scale)))
+            context.log.info(
+                f"fitted {name} on {len(train)} training days (scale {baseline.scale:.3f})"
+            )
+        classifiers = {
+            name: cls(model_config=profile.model, train_config=head_training, device=device)
+            for name, cls in DIRECTION_CLASSIFIERS.items()
+        }
+        for classifier in classifiers.values():
+            classifier.fit(train, rng)
+
+        tables, directions = [], []
+        for day in splits.test:
+            anchors = select_anchors(arrays[day], forecast_config.anchor_stride_s)
+            context.log.info(
+                f"{day}: forecasting {len(anchors)} anchors with {len(baselines) + 1} models"
+            )
+            tables.append(forecast_day(arrays[day], anchors, bundle, baselines, forecast_config))
+            directions.append(direction_probabilities(arrays[day], anchors, classifiers))
+        table = pl.concat(tables)
+        lake.write_parquet(pl.concat(directions), ASSET, key, DIRECTION_FILE)
+        uri = lake.write_parquet(table, ASSET, key, FORECASTS_FILE)
+        per_model = table.group_by("model", maintain_order=True).len("anchors")
+        return dg.MaterializeResult(
+            metadata={
+                "models": ", ".join(per_model["model"].to_list()),
+                "anchors_per_model": int(per_model["anchors"][0]),
+                "test_days": ", ".join(splits.test),
+                "samples_per_anchor": forecast_config.n_samples,
+                "anchor_stride_s": forecast_config.anchor_stride_s,
+                "spread_factors": markdown_table(
+                    pl.DataFrame(scales, schema=["model", "scale"], orient="row")
+                ),
+                "path": dg.MetadataValue.path(uri),
+            }
+        )
+
+    return forecasts

@@ -1,0 +1,56 @@
+"""Baseline forecasts of the 30 s return, drawn at exactly the model's anchors (DESIGN §8).
+
+Every distributional baseline is a `Baseline`: `fit(train_days, rng)` learns from training days
+only (parameters, then one spread factor matched to 90 % training coverage), and
+`sample(day, anchors, n_samples, rng)` returns `[B, S]` float64 returns snapped to the $0.01
+grid, strictly causal (same day, seconds <= t). `BASELINES` names those that run on any data:
+
+- `rolling_gaussian`, `ewma_gaussian` (`volatility`), `garch_t` (`garch`), `empirical`
+  (`empirical`), `gaussian_head`, `student_t_head` (`heads`, on the diffusion encoder).
+
+`Oracle` (synthetic data only, from the latent state) has the same interface but needs the latent
+folder; the direction classifiers (`DIRECTION_CLASSIFIERS`) only give `prob_up`.
+"""
+
+from diffstock_ml.baselines.base import (
+    BASELINES,
+    Baseline,
+    Draws,
+    ScaleFit,
+    central_coverage,
+    fit_spread_scale,
+    snap_returns,
+)
+from diffstock_ml.baselines.direction import (
+    DIRECTION_CLASSIFIERS,
+    DirectionClassifier,
+    LstmDirection,
+    TransformerDirection,
+)
+from diffstock_ml.baselines.empirical import RollingEmpirical
+from diffstock_ml.baselines.garch import GarchParams, GarchT
+from diffstock_ml.baselines.heads import GaussianHead, StudentTHead
+from diffstock_ml.baselines.oracle import Oracle
+from diffstock_ml.baselines.volatility import EwmaGaussian, RollingGaussian
+
+__all__ = [
+    "BASELINES",
+    "DIRECTION_CLASSIFIERS",
+    "Baseline",
+    "DirectionClassifier",
+    "Draws",
+    "EwmaGaussian",
+    "GarchParams",
+    "GarchT",
+    "GaussianHead",
+    "LstmDirection",
+    "Oracle",
+    "RollingEmpirical",
+    "RollingGaussian",
+    "ScaleFit",
+    "StudentTHead",
+    "TransformerDirection",
+    "central_coverage",
+    "fit_spread_scale",
+    "snap_returns",
+]

@@ -1,0 +1,218 @@
+"""The baseline contract, the one spread factor every baseline gets, and the registry.
+
+A baseline is fitted on training days and then draws, for given anchors `(symbol, second)` of a
+day, `samples [B, S]` of the 30 s return snapped to the price grid, exactly as the diffusion
+model's forecasts are, so that every metric is computed the same way for all models.
+
+Every baseline draws a centre and deviations around it (`Draws`); the deviations are multiplied
+by one spread factor fitted on training days, then the sum is snapped to the grid. The factor is
+chosen by coverage: the value on a fine log grid whose central 90 % interval of snapped samples
+covers the share of training targets closest to 90 % (`fit_spread_scale`). Coverage, not CRPS,
+because a √30 x 1 s volatility over-covers badly on low-priced stocks (1 s returns carry
+tick-rounding noise), and the design picks sampler settings by coverage too.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple, TypeVar
+
+import numpy as np
+
+from diffstock_ml.windows import DayArrays
+
+DEFAULT_TICK = 0.01
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class ScaleFit:
+    """How the spread factor of a baseline is fitted on the training days."""
+
+    level: float = 0.9  # central interval whose training coverage the factor matches
+    max_anchors: int = 20_000  # training anchors drawn (uniformly over all training days)
+    n_samples: int = 200  # samples per training anchor
+    low: float = 0.2  # the factor is searched on a log grid over [low, high]
+    high: float = 5.0
+    points: int = 401
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.level < 1.0:
+            raise ValueError(f"level must be in (0, 1), got {self.level}")
+        if self.max_anchors < 1 or self.n_samples < 2 or self.points < 2:
+            raise ValueError("max_anchors must be >= 1, n_samples >= 2 and points >= 2")
+        if not 0.0 < self.low < self.high:
+            raise ValueError(f"need 0 < low < high, got {self.low}, {self.high}")
+
+    def grid(self) -> np.ndarray:
+        return np.geomspace(self.low, self.high, self.points)
+
+
+class Draws(NamedTuple):
+    """Continuous return draws: `center + factor · deviations` before snapping to the grid."""
+
+    center: np.ndarray  # [B] float64 returns
+    deviations: np.ndarray  # [B, S] float64 returns around the centre
+
+
+def snap_returns(returns: np.ndarray, close: np.ndarray, tick: float = DEFAULT_TICK) -> np.ndarray:
+    """`returns [B, S]` snapped to the grid at anchor prices `close [B]` (float64).
+
+    The arithmetic of `diffstock_ml.model.forecast.snap_to_grid`, in numpy: in whole ticks,
+    k0 = round(P/tick), k1 = round(k0·(1 + r)), r' = k1/k0 − 1.
+    """
+    k0 = np.round(np.asarray(close, dtype=np.float64) / tick)[:, None]  # [B, 1]
+    return np.round(k0 * (1.0 + np.asarray(returns, dtype=np.float64))) / k0 - 1.0
+
+
+def at_anchors(values: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """`values [S, T]` at `anchors [B, 2]` (symbol, second) as float64 `[B]`."""
+    return np.asarray(values[anchors[:, 0], anchors[:, 1]], dtype=np.float64)
+
+
+def central_coverage(
+    samples: np.ndarray,
+    target: np.ndarray,
+    close: np.ndarray,
+    level: float = 0.9,
+    tick: float = DEFAULT_TICK,
+) -> float:
+    """Share of `target [B]` inside the central `level` interval of `samples [B, S]`.
+
+    Interval ends are `np.quantile` (linear) of the samples; the target is snapped with the
+    samples' arithmetic first, so that a move of exactly k ticks compares equal to a sample of k.
+    """
+    low, high = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2], axis=1)
+    y = snap_returns(target[:, None], close, tick)[:, 0]
+    return float(np.mean((y >= low) & (y <= high)))
+
+
+def fit_spread_scale(
+    draws: Draws,
+    close: np.ndarray,
+    target: np.ndarray,
+    config: ScaleFit | None = None,
+    tick: float = DEFAULT_TICK,
+) -> float:
+    """The factor on `config.grid()` whose snapped central interval coverage is nearest `level`.
+
+    For a factor c > 0 the samples `snap(center + c·d)` keep the order of `d`, so the interval
+    ends are the same interpolation of two order statistics of `d` for every c: they are found
+    once, and each candidate factor costs O(B).
+    """
+    config = config or ScaleFit()
+    d = np.asarray(draws.deviations, dtype=np.float64)  # [B, S]
+    n = d.shape[1]
+    ends = []  # (order statistic below, above, interpolation weight) of each interval end
+    for q in ((1 - config.level) / 2, (1 + config.level) / 2):
+        position = q * (n - 1)
+        lo, hi = int(np.floor(position)), int(np.ceil(position))
+        ends.append((lo, hi, position - lo))
+    ordered = np.partition(d, sorted({i for lo, hi, _ in ends for i in (lo, hi)}), axis=1)
+    y = snap_returns(target[:, None], close, tick)[:, 0]  # [B]
+    center = np.asarray(draws.center, dtype=np.float64)[:, None]  # [B, 1]
+    factors = config.grid()  # [G]
+    coverage = np.empty(len(factors))
+    for start in range(0, len(factors), 32):  # [B, 32] at a time
+        c = factors[start : start + 32]
+        low, high = (
+            (1 - w) * snap_returns(center + c * ordered[:, lo : lo + 1], close, tick)
+            + w * snap_returns(center + c * ordered[:, hi : hi + 1], close, tick)
+            for lo, hi, w in ends
+        )
+        coverage[start : start + 32] = ((y[:, None] >= low) & (y[:, None] <= high)).mean(axis=0)
+    return float(factors[np.argmin(np.abs(coverage - config.level))])
+
+
+def training_anchors(
+    train_days: Sequence[DayArrays], max_anchors: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Per training day, a uniform subsample of its anchors (at most `max_anchors` in all)."""
+    counts = np.array([len(day.anchors) for day in train_days])
+    if counts.sum() == 0:
+        raise ValueError("the training days have no valid anchors to fit a baseline on")
+    chosen = np.sort(rng.choice(counts.sum(), min(max_anchors, counts.sum()), replace=False))
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    return [
+        day.anchors[chosen[(chosen >= lo) & (chosen < hi)] - lo]
+        for day, lo, hi in zip(train_days, starts[:-1], starts[1:], strict=True)
+    ]
+
+
+class Baseline(ABC):
+    """A forecast of the 30 s return fitted on training days, drawn at a day's anchors.
+
+    Subclasses implement `draw` (continuous draws, strictly causal: only seconds <= t of the
+    same day) and, when they learn something from the training days, `fit_model`. `fit` then
+    fits the spread factor `scale`; `sample` applies it and snaps to the grid.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, scale_fit: ScaleFit | None = None, tick: float = DEFAULT_TICK) -> None:
+        self.scale_fit = scale_fit or ScaleFit()
+        self.tick = tick
+        self.scale = 1.0  # the fitted spread factor (1 until `fit`)
+        self._cache: dict[str, tuple[DayArrays, object]] = {}
+
+    def fit(self, train_days: Sequence[DayArrays], rng: np.random.Generator) -> None:
+        """Fit the baseline's own parameters, then the spread factor, on `train_days` only."""
+        self.fit_model(train_days, rng)
+        draws, closes, targets = [], [], []
+        for day, anchors in zip(
+            train_days, training_anchors(train_days, self.scale_fit.max_anchors, rng), strict=True
+        ):
+            if len(anchors):
+                draws.append(self.draw(day, anchors, self.scale_fit.n_samples, rng))
+                closes.append(at_anchors(day.close, anchors))
+                targets.append(at_anchors(day.target, anchors))
+        joined = Draws(
+            np.concatenate([d.center for d in draws]), np.concatenate([d.deviations for d in draws])
+        )
+        close, target = np.concatenate(closes), np.concatenate(targets)
+        self.scale = fit_spread_scale(joined, close, target, self.scale_fit, self.tick)
+
+    def fit_model(self, train_days: Sequence[DayArrays], rng: np.random.Generator) -> None:
+        """Learn the baseline's parameters from the training days (nothing by default)."""
+        return None
+
+    @abstractmethod
+    def draw(
+        self, day: DayArrays, anchors: np.ndarray, n_samples: int, rng: np.random.Generator
+    ) -> Draws:
+        """Continuous draws for `anchors [B, 2]` of `day`, before the spread factor."""
+
+    def sample(
+        self, day: DayArrays, anchors: np.ndarray, n_samples: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """`[B, S]` float64 return samples at `anchors [B, 2]` of `day`, snapped to the grid."""
+        anchors = np.asarray(anchors)
+        draws = self.draw(day, anchors, n_samples, rng)
+        returns = draws.center[:, None] + self.scale * draws.deviations
+        return snap_returns(returns, at_anchors(day.close, anchors), self.tick)
+
+    def per_day(self, day: DayArrays, compute: Callable[[DayArrays], _T]) -> _T:
+        """`compute(day)`, remembered for the last day seen (day arrays are never mutated).
+
+        The cache holds the `DayArrays` object itself, so another day, or a modified copy made
+        with `dataclasses.replace`, is always recomputed.
+        """
+        key = getattr(compute, "__qualname__", repr(compute))
+        held = self._cache.get(key)
+        if held is None or held[0] is not day:
+            held = self._cache[key] = (day, compute(day))
+        return held[1]
+
+
+BASELINES: dict[str, type[Baseline]] = {}
+_B = TypeVar("_B", bound=type[Baseline])
+
+
+def register(cls: _B) -> _B:
+    """Class decorator: list a distributional baseline in `BASELINES` under its `name`."""
+    if cls.name in BASELINES:
+        raise ValueError(f"baseline {cls.name!r} is registered twice")
+    BASELINES[cls.name] = cls
+    return cls

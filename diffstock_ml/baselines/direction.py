@@ -1,0 +1,158 @@
+"""LSTM and Transformer classifiers of the direction of the 30 s move (seed notebooks).
+
+Not distributional baselines: they give P(up) for directional accuracy only. Trained on the same
+windows (`WindowLoader`, normaliser fitted on the training days) by binary cross-entropy on
+`ret_30s > 0`, with zero moves left out of the loss (they are neither up nor down).
+The Transformer is the diffusion model's condition encoder (`build_encoder`); the LSTM is a
+plain LSTM over the window's features, its last hidden state feeding a linear logit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from diffstock_ml.baselines.heads import HEAD_TRAINING, seeded, train_on_windows, windows_at
+from diffstock_ml.batches import Batch, Normaliser, WindowLoader
+from diffstock_ml.model.config import ModelConfig
+from diffstock_ml.model.encoders import build_encoder
+from diffstock_ml.train.config import TrainConfig
+from diffstock_ml.windows import DayArrays
+
+Kind = Literal["lstm", "transformer"]
+
+
+class LstmEncoder(nn.Module):
+    """A plain LSTM over `[B, N, F]`; the condition is the normalised last hidden state."""
+
+    def __init__(self, config: ModelConfig, n_features: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(
+            n_features,
+            config.d_model,
+            num_layers=config.lstm_layers,
+            batch_first=True,
+            dropout=config.dropout if config.lstm_layers > 1 else 0.0,
+        )
+        self.norm = nn.LayerNorm(config.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, (h_n, _) = self.lstm(x)  # h_n: [layers, B, d]
+        return self.norm(h_n[-1])  # [B, d]
+
+
+class DirectionNetwork(nn.Module):
+    """Encoder + linear layer: a window `[B, N, F]` -> the logit of an up move `[B]`."""
+
+    def __init__(self, config: ModelConfig, n_features: int, kind: Kind) -> None:
+        super().__init__()
+        if kind == "lstm":
+            self.encoder: nn.Module = LstmEncoder(config, n_features)
+        else:
+            self.encoder = build_encoder(
+                dataclasses.replace(config, encoder="transformer"), n_features
+            )
+        self.logit = nn.Linear(config.d_model, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logit(self.encoder(x))[:, 0]  # [B]
+
+    def loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy of `target > 0`, averaged over the non-zero moves only."""
+        moved = (target != 0).float()  # [B]
+        bce = nn.functional.binary_cross_entropy_with_logits(
+            self(x), (target > 0).float(), reduction="none"
+        )
+        return (bce * moved).sum() / moved.sum().clamp(min=1.0)
+
+
+class DirectionClassifier:
+    """P(the 30 s move is up) at anchors of a day, from a network trained on training days."""
+
+    name: ClassVar[str]
+    kind: ClassVar[Kind]
+
+    def __init__(
+        self,
+        model_config: ModelConfig | None = None,
+        train_config: TrainConfig = HEAD_TRAINING,
+        device: torch.device | str = "cpu",
+        chunk: int = 1024,
+        normaliser: Normaliser | None = None,
+    ) -> None:
+        self.model_config = model_config or ModelConfig()
+        self.train_config = train_config
+        self.device = torch.device(device)
+        self.chunk = chunk
+        self.network: DirectionNetwork | None = None
+        self.given_normaliser = normaliser  # None: fitted on the training days in `fit`
+        self.normaliser: Normaliser | None = None
+        self.losses: list[float] = []
+
+    def fit(
+        self,
+        train_days: Sequence[DayArrays],
+        rng: np.random.Generator,
+        max_steps: int | None = None,
+    ) -> None:
+        """Train on the windows of `train_days` for `max_steps` (default: the train config's)."""
+        seed = seeded(rng)
+        config = dataclasses.replace(self.train_config, seed=seed)
+        if max_steps is not None:
+            config = dataclasses.replace(config, max_steps=max_steps)
+        # as `splits.fit_normaliser` does for the diffusion model, unless one was given
+        self.normaliser = self.given_normaliser or Normaliser.fit(train_days, seed=0)
+        loader = WindowLoader(
+            train_days,
+            batch_size=config.batch_size,
+            normaliser=self.normaliser,
+            seed=seed,
+            device=self.device,
+            drop_last=True,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            n_features = len(train_days[0].feature_names)
+            network = DirectionNetwork(self.model_config, n_features, self.kind).to(self.device)
+
+            def loss(batch: Batch) -> torch.Tensor:
+                return network.loss(batch.x, batch.target)
+
+            self.losses = train_on_windows(network, loss, loader, config)
+        self.network = network
+
+    @torch.no_grad()
+    def prob_up(self, day: DayArrays, anchors: np.ndarray) -> np.ndarray:
+        """`[B]` float64 probability that `ret_30s > 0` given a move, at `anchors [B, 2]`."""
+        if self.network is None or self.normaliser is None:
+            raise RuntimeError(f"{self.name} is not fitted: call fit(train_days, rng) first")
+        anchors = np.asarray(anchors)
+        parts = [
+            torch.sigmoid(
+                self.network(
+                    windows_at(day, anchors[i : i + self.chunk], self.normaliser, self.device)
+                )
+            )
+            for i in range(0, len(anchors), self.chunk)
+        ]
+        return torch.cat(parts).double().cpu().numpy() if parts else np.empty(0)
+
+
+class LstmDirection(DirectionClassifier):
+    name = "lstm_direction"
+    kind = "lstm"
+
+
+class TransformerDirection(DirectionClassifier):
+    name = "transformer_direction"
+    kind = "transformer"
+
+
+DIRECTION_CLASSIFIERS: dict[str, type[DirectionClassifier]] = {
+    cls.name: cls for cls in (LstmDirection, TransformerDirection)
+}

@@ -1,0 +1,142 @@
+"""Forecasts of every model on exactly the same test anchors, as one long table.
+
+`forecast_day` draws the diffusion model, every distributional baseline (and the oracle when the
+synthetic latent state exists) at the same anchors of a test day; the table keeps each anchor's
+context (target, scale, price, time) so the evaluation never re-reads the windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import torch
+
+from diffstock_ml.baselines import Baseline, DirectionClassifier
+from diffstock_ml.batches import WindowLoader
+from diffstock_ml.evaluation import Anchors, ModelForecasts
+from diffstock_ml.model.bundle import ModelBundle
+from diffstock_ml.windows import DayArrays
+
+DIFFUSION = "diffusion"
+CONTEXT_COLUMNS = (
+    "day",
+    "symbol",
+    "second",
+    "ts",
+    "target",
+    "sigma",
+    "close",
+    "seconds_since_open",
+    "last_1s_return",
+)
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """Which anchors are forecast and how many samples each model draws."""
+
+    # Forecast every `anchor_stride_s`-th second (a grid common to all symbols): 30 s or more
+    # keeps targets non-overlapping; the full profile on a GPU uses 1 (every anchor).
+    anchor_stride_s: int = 120
+    n_samples: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.anchor_stride_s < 1 or self.n_samples < 2:
+            raise ValueError("anchor_stride_s must be >= 1 and n_samples >= 2")
+
+
+def select_anchors(day: DayArrays, stride_s: int) -> np.ndarray:
+    """The day's valid anchors on the `stride_s` grid of seconds (same seconds for all symbols)."""
+    anchors = np.asarray(day.anchors)
+    return anchors[anchors[:, 1] % stride_s == 0]
+
+
+def anchor_context(day: DayArrays, anchors: np.ndarray) -> pl.DataFrame:
+    """What is known about each anchor: target, scale, price, time, the last 1 s move."""
+    s, t = anchors[:, 0], anchors[:, 1]
+    close = np.asarray(day.close)
+    previous = close[s, np.maximum(t - 1, 0)]
+    seconds = day.feature_names.index("secs_since_open")
+    return pl.DataFrame(
+        {
+            "day": day.day,
+            "symbol": np.asarray(day.symbols)[s],
+            "second": t.astype(np.int32),
+            "ts": (day.start_ts_us + t.astype(np.int64) * 1_000_000).astype("datetime64[us]"),
+            "target": np.asarray(day.target)[s, t],
+            "sigma": np.asarray(day.sigma)[s, t],
+            "close": close[s, t],
+            "seconds_since_open": np.asarray(day.x)[s, t, seconds].astype(np.float64),
+            "last_1s_return": np.where(t > 0, close[s, t] / previous - 1, 0.0),
+        }
+    ).with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
+
+
+def diffusion_samples(
+    bundle: ModelBundle, day: DayArrays, anchors: np.ndarray, n_samples: int, seed: int
+) -> np.ndarray:
+    """`[B, S]` snapped return samples of the diffusion model at `anchors` (raw windows in)."""
+    loader = WindowLoader([day], batch_size=len(anchors), shuffle=False)
+    index = torch.from_numpy(np.column_stack([np.zeros(len(anchors)), anchors]).astype(np.int64))
+    batch = loader.gather(index)
+    result = bundle.predict(batch.x, batch.sigma.double(), batch.close.double(), n_samples, seed)
+    return result.samples.numpy()
+
+
+def forecast_day(
+    day: DayArrays,
+    anchors: np.ndarray,
+    bundle: ModelBundle,
+    baselines: Mapping[str, Baseline],
+    config: ForecastConfig,
+) -> pl.DataFrame:
+    """One row per (model, anchor): the context columns plus `model` and `samples` (a list)."""
+    context = anchor_context(day, anchors)
+    rng = np.random.default_rng([config.seed, int(day.day)])
+    draws = {DIFFUSION: diffusion_samples(bundle, day, anchors, config.n_samples, config.seed)}
+    for name, baseline in baselines.items():
+        draws[name] = baseline.sample(day, anchors, config.n_samples, rng)
+    frames = [
+        context.with_columns(
+            pl.lit(name).alias("model"),
+            pl.Series("samples", samples, dtype=pl.Array(pl.Float64, samples.shape[1])),
+        )
+        for name, samples in draws.items()
+    ]
+    return pl.concat(frames)
+
+
+def direction_probabilities(
+    day: DayArrays, anchors: np.ndarray, classifiers: Mapping[str, DirectionClassifier]
+) -> pl.DataFrame:
+    """P(up) of each direction classifier at the anchors (for directional accuracy only)."""
+    context = anchor_context(day, anchors).select("day", "symbol", "second", "target")
+    return context.with_columns(
+        pl.Series(f"prob_up_{name}", clf.prob_up(day, anchors)) for name, clf in classifiers.items()
+    )
+
+
+def to_model_forecasts(table: pl.DataFrame) -> dict[str, ModelForecasts]:
+    """The long table back to one `ModelForecasts` per model, on the same ordered anchors."""
+    table = table.sort("model", "day", "second", "symbol")
+    models = table["model"].unique(maintain_order=True).to_list()
+    first = table.filter(pl.col("model") == models[0])
+    anchors = Anchors(
+        target=first["target"].to_numpy(),
+        symbol=first["symbol"].to_numpy(),
+        ts=first["ts"].dt.replace_time_zone(None).to_numpy(),
+        seconds_since_open=first["seconds_since_open"].to_numpy(),
+        sigma=first["sigma"].to_numpy(),
+        close=first["close"].to_numpy(),
+        last_1s_return=first["last_1s_return"].to_numpy(),
+    )
+    return {
+        name: ModelForecasts(
+            samples=table.filter(pl.col("model") == name)["samples"].to_numpy(), anchors=anchors
+        )
+        for name in models
+    }
