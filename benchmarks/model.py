@@ -8,7 +8,7 @@ Same run, same model, same validation windows. Prints one JSON object with
 Targets: one prediction < 100 ms on a 2-core CPU; DDIM-50 >= 15x faster than DDPM-1000 with
 CRPS within 1 % and coverage within 1 pp.
 
-    python benchmarks/model.py [--bundle PATH] [--train-steps 400] [--windows 300]
+    python benchmarks/model.py [--bundle PATH] [--train-steps 300] [--windows 200]
 
 Without --bundle it trains the demo model on two cached synthetic full days (see batches.py).
 """
@@ -131,8 +131,8 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--bundle", type=Path)
-    parser.add_argument("--train-steps", type=int, default=400)
-    parser.add_argument("--windows", type=int, default=300)
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--windows", type=int, default=200)
     args = parser.parse_args()
     torch.manual_seed(0)
 

@@ -18,13 +18,18 @@ from matplotlib.figure import Figure
 def reliability_diagram(
     nominal: Sequence[float], observed: Mapping[str, Sequence[float]]
 ) -> Figure:
-    """Observed coverage of central intervals against their nominal level, one line per model."""
+    """Share of outcomes at or below each forecast quantile level (the PIT's CDF), per model.
+
+    On the diagonal: calibrated; an S above the diagonal at high levels and below it at low
+    levels: too wide (over-dispersed)."""
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
     for name, values in observed.items():
         ax.plot(nominal, values, marker="o", label=name)
-    ax.set(xlabel="nominal coverage", ylabel="observed coverage", xlim=(0, 1), ylim=(0, 1))
-    ax.set_title("Reliability of central intervals")
+    ax.set(
+        xlabel="forecast quantile level", ylabel="share of outcomes below", xlim=(0, 1), ylim=(0, 1)
+    )
+    ax.set_title("Reliability (randomised PIT)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -11,16 +11,14 @@ from diffstock_assets.evaluation.config import ForecastsConfig
 from diffstock_assets.features.assets import windows
 from diffstock_assets.groups import EVALUATION
 from diffstock_assets.metadata import markdown_table
-from diffstock_assets.model.assets import BUNDLE_FILE
-from diffstock_assets.partitions import sessions_ending, trading_days
+from diffstock_assets.model.assets import BUNDLE_FILE, as_of_windows
+from diffstock_assets.partitions import trading_days
 from diffstock_assets.resources import ComputeResource, LakeResource, RawDataResource
 from diffstock_ml.baselines import BASELINES, DIRECTION_CLASSIFIERS, Oracle
 from diffstock_ml.forecasting import direction_probabilities, forecast_day, select_anchors
 from diffstock_ml.model.bundle import load_bundle
-from diffstock_ml.splits import split_days
 from diffstock_ml.synthetic import default_latent_root
 from diffstock_ml.train.profiles import Profile
-from diffstock_ml.windows import load_day_arrays
 
 ASSET = "forecasts"
 FORECASTS_FILE = "forecasts.parquet"
@@ -49,9 +47,7 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
     ) -> dg.MaterializeResult:
         """Every model's sampled forecasts at the same anchors of this as-of model's test days."""
         key = context.partition_key
-        days = sessions_ending(key, profile.days)
-        splits = split_days(days, profile.train_days, profile.val_days, profile.test_days)
-        arrays = {d: load_day_arrays(lake.local_folder("windows", d)) for d in days}
+        splits, arrays = as_of_windows(lake, key, profile)
         train = [arrays[d] for d in splits.train]
         device = compute.torch_device()
         bundle = load_bundle(lake.local_folder("diffusion_model", key) / BUNDLE_FILE, device)

@@ -79,9 +79,8 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         """The diffusion forecaster trained on the sessions ending at this as-of day."""
         key = context.partition_key
-        days = sessions_ending(key, profile.days)
-        splits = split_days(days, profile.train_days, profile.val_days, profile.test_days)
-        arrays = {day: load_day_arrays(lake.local_folder("windows", day)) for day in days}
+        splits, arrays = as_of_windows(lake, key, profile)
+        days = splits.all_days
         model_config, train_config = config.resolve(profile)
         normaliser = fit_normaliser(arrays, splits, seed=train_config.seed)
         device = compute.torch_device()
@@ -160,6 +159,15 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
         )
 
     return diffusion_model
+
+
+def as_of_windows(
+    lake: LakeResource, key: str, profile: Profile
+) -> tuple[Splits, dict[str, DayArrays]]:
+    """The whole-day splits of the sessions ending at `key` and their (mapped) window arrays."""
+    days = sessions_ending(key, profile.days)
+    splits = split_days(days, profile.train_days, profile.val_days, profile.test_days)
+    return splits, {day: load_day_arrays(lake.local_folder("windows", day)) for day in days}
 
 
 def _summary(result: TrainResult, splits: Splits, arrays: dict[str, DayArrays]) -> dict:
