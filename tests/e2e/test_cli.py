@@ -43,3 +43,45 @@ def test_materialize_a_day_through_the_cli(
     with dg.DagsterInstance.from_config(str(home)) as instance:
         status = instance.get_status_by_partition(dg.AssetKey("clean_bars"), [DAY], trading_days)
     assert status == {DAY: dg.AssetPartitionStatus.MATERIALIZED}
+
+
+@pytest.mark.e2e
+def test_model_and_report_through_the_cli_gate_ci(tmp_path: Path, tiny_market: Path) -> None:
+    """What a user's CI runs: ingest the days, then model + forecasts + report for an as-of day.
+
+    The tiny model is not better than EWMA, so the blocking promotion check makes the command
+    exit non-zero — after the report has been written and logged.
+    """
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "DIFFSTOCK_DATA": str(tmp_path / "data"),
+        "DIFFSTOCK_RAW": str(tiny_market),
+        "DIFFSTOCK_PROFILE": "tiny",
+    }
+    base = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "dagster_project.definitions",
+    ]
+
+    def materialize(selection: str, day: str) -> subprocess.CompletedProcess:
+        command = [*base, "--select", selection, "--partition", day]
+        return subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        )
+
+    for day in ("20251031", "20251103", "20251104"):
+        assert materialize("clean_bars,features,windows", day).returncode == 0
+    completed = materialize("diffusion_model,forecasts,evaluation_report", "20251104")
+    report = tmp_path / "data" / "lake" / "evaluation_report" / "20251104" / "report.md"
+    assert report.exists(), completed.stderr[-3000:]
+    if completed.returncode != 0:  # refused by the gate, and only by it
+        assert "model_not_better_than_baseline" in completed.stderr
+        assert "Not promoted" in report.read_text()
