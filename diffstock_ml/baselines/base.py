@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, TypeVar
 
 import numpy as np
+import torch
 
+from diffstock_ml.model.forecast import snap_to_grid
 from diffstock_ml.windows import DayArrays
 
 DEFAULT_TICK = 0.01
@@ -58,13 +60,14 @@ class Draws(NamedTuple):
 
 
 def snap_returns(returns: np.ndarray, close: np.ndarray, tick: float = DEFAULT_TICK) -> np.ndarray:
-    """`returns [B, S]` snapped to the grid at anchor prices `close [B]` (float64).
-
-    The arithmetic of `diffstock_ml.model.forecast.snap_to_grid`, in numpy: in whole ticks,
-    k0 = round(P/tick), k1 = round(k0·(1 + r)), r' = k1/k0 − 1.
-    """
-    k0 = np.round(np.asarray(close, dtype=np.float64) / tick)[:, None]  # [B, 1]
-    return np.round(k0 * (1.0 + np.asarray(returns, dtype=np.float64))) / k0 - 1.0
+    """`returns [B, S]` snapped to the grid at anchor prices `close [B]` (float64), with the
+    model's own `snap_to_grid`, so baselines and the model are snapped identically."""
+    snapped = snap_to_grid(
+        torch.from_numpy(np.asarray(returns, dtype=np.float64)),
+        torch.from_numpy(np.asarray(close, dtype=np.float64)),
+        tick,
+    )
+    return snapped.numpy()
 
 
 def at_anchors(values: np.ndarray, anchors: np.ndarray) -> np.ndarray:
