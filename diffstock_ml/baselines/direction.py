@@ -17,8 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from diffstock_ml.baselines.heads import HEAD_TRAINING, seeded, train_on_windows, windows_at
-from diffstock_ml.batches import Batch, Normaliser, WindowLoader
+from diffstock_ml.baselines.heads import (
+    HEAD_TRAINING,
+    seeded,
+    train_on_windows,
+    training_loader,
+    windows_at,
+)
+from diffstock_ml.batches import Batch, Normaliser
 from diffstock_ml.model.config import ModelConfig
 from diffstock_ml.model.encoders import build_encoder
 from diffstock_ml.train.config import TrainConfig
@@ -105,15 +111,8 @@ class DirectionClassifier:
         config = dataclasses.replace(self.train_config, seed=seed)
         if max_steps is not None:
             config = dataclasses.replace(config, max_steps=max_steps)
-        # as `splits.fit_normaliser` does for the diffusion model, unless one was given
-        self.normaliser = self.given_normaliser or Normaliser.fit(train_days, seed=0)
-        loader = WindowLoader(
-            train_days,
-            batch_size=config.batch_size,
-            normaliser=self.normaliser,
-            seed=seed,
-            device=self.device,
-            drop_last=True,
+        self.normaliser, loader = training_loader(
+            train_days, config, seed, self.given_normaliser, self.device
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

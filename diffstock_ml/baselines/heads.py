@@ -122,6 +122,27 @@ def windows_at(
     return normaliser.apply(torch.from_numpy(x).to(device))
 
 
+def training_loader(
+    train_days: Sequence[DayArrays],
+    config: TrainConfig,
+    seed: int,
+    normaliser: Normaliser | None,
+    device: torch.device,
+) -> tuple[Normaliser, WindowLoader]:
+    """The given normaliser (else fitted on the training days, as `splits.fit_normaliser` does
+    for the diffusion model) and a shuffled loader of full training batches."""
+    normaliser = normaliser or Normaliser.fit(train_days, seed=0)
+    loader = WindowLoader(
+        train_days,
+        batch_size=config.batch_size,
+        normaliser=normaliser,
+        seed=seed,
+        device=device,
+        drop_last=True,
+    )
+    return normaliser, loader
+
+
 def seeded(rng: np.random.Generator) -> int:
     return int(rng.integers(2**31 - 1))
 
@@ -163,15 +184,8 @@ class _LikelihoodHead(Baseline):
     def fit_model(self, train_days: Sequence[DayArrays], rng: np.random.Generator) -> None:
         seed = seeded(rng)
         config = dataclasses.replace(self.train_config, seed=seed)
-        # as `splits.fit_normaliser` does for the diffusion model, unless one was given
-        self.normaliser = self.given_normaliser or Normaliser.fit(train_days, seed=0)
-        loader = WindowLoader(
-            train_days,
-            batch_size=config.batch_size,
-            normaliser=self.normaliser,
-            seed=seed,
-            device=self.device,
-            drop_last=True,
+        self.normaliser, loader = training_loader(
+            train_days, config, seed, self.given_normaliser, self.device
         )
         generator = torch.Generator(device=self.device).manual_seed(seed)
         with torch.random.fork_rng(devices=[]):  # initialisation and dropout: own seed
