@@ -28,3 +28,11 @@ def load_checkpoint(folder: Path, name: str = LATEST) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def discard_partial(folder: Path) -> list[Path]:
+    """Remove temporary files a killed run left mid-save (the final checkpoints are intact)."""
+    partial = list(folder.glob(".*.tmp")) if folder.exists() else []
+    for path in partial:
+        path.unlink(missing_ok=True)
+    return partial

@@ -24,7 +24,7 @@ from diffstock_ml.batches import Normaliser, WindowLoader
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.model.diffusion import DiffusionForecaster
 from diffstock_ml.model.forecast import dequantise, to_model_target
-from diffstock_ml.train.checkpoint import BEST, load_checkpoint, save_checkpoint
+from diffstock_ml.train.checkpoint import BEST, discard_partial, load_checkpoint, save_checkpoint
 from diffstock_ml.train.config import TrainConfig
 from diffstock_ml.train.validate import fixed_subset, validate
 from diffstock_ml.windows import DayArrays
@@ -135,6 +135,8 @@ def train(
         )
 
     state = _State()
+    if rank == 0:
+        discard_partial(checkpoint_dir)
     saved = load_checkpoint(checkpoint_dir)
     if saved is not None:
         model.load_state_dict(saved["model"])
