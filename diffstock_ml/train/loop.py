@@ -137,6 +137,7 @@ def train(
     state = _State()
     if rank == 0:
         discard_partial(checkpoint_dir)
+    _barrier(world)  # every rank resumes from the same, complete checkpoint
     saved = load_checkpoint(checkpoint_dir)
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -222,6 +223,7 @@ def train(
     finally:
         checkpoint()  # on exit too: an interrupted run resumes from here
 
+    _barrier(world)  # rank 0 writes the checkpoints; the others read them only after this
     best = load_checkpoint(checkpoint_dir, BEST)
     if not state.history or best is None:
         raise RuntimeError(
@@ -309,6 +311,11 @@ def _wrap(model: DiffusionForecaster, config: TrainConfig, device: torch.device,
 def _autocast(config: TrainConfig, device: torch.device):
     enabled = device.type == "cuda" and config.amp in ("auto", "bf16")
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        torch.distributed.barrier()
 
 
 def _distributed_rank() -> tuple[int, int]:
