@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from diffstock_assets.day_range import BACKFILL_POLICY, DayResult, materialize_days
 from diffstock_assets.features.checks import (
     FEATURES_CHECKS,
     WINDOWS_CHECKS,
@@ -29,33 +30,34 @@ FEATURES_FILE = "features.parquet"
     check_specs=FEATURES_CHECKS,
     kinds={"polars", "parquet"},
     code_version="1",
+    backfill_policy=BACKFILL_POLICY,
 )
 def features(
     context: dg.AssetExecutionContext, config: FeaturesConfig, lake: LakeResource
 ) -> dg.MaterializeResult:
     """Causal per-symbol features of the day and the target ret_30s on the session grid."""
-    key = context.partition_key
-    bars = lake.read_parquet("clean_bars", key, BARS_FILE)
-    frame = build_features(bars.lazy(), config.to_feature_config()).collect()
-    uri = lake.write_parquet(frame, "features", key, FEATURES_FILE)
-    nulls = frame.select(pl.col(FEATURE_COLUMNS).null_count() / max(frame.height, 1))
-    null_share = nulls.unpivot(variable_name="feature", value_name="null_share").sort(
-        "null_share", descending=True
-    )
-    sigma_bp = frame.select(pl.col("sigma_30s").median() * 1e4).item()
-    return dg.MaterializeResult(
-        metadata={
+
+    def build_day(key: str) -> DayResult:
+        bars = lake.read_parquet("clean_bars", key, BARS_FILE)
+        frame = build_features(bars.lazy(), config.to_feature_config()).collect()
+        uri = lake.write_parquet(frame, "features", key, FEATURES_FILE)
+        nulls = frame.select(pl.col(FEATURE_COLUMNS).null_count() / max(frame.height, 1))
+        null_share = nulls.unpivot(variable_name="feature", value_name="null_share").sort(
+            "null_share", descending=True
+        )
+        sigma_bp = frame.select(pl.col("sigma_30s").median() * 1e4).item()
+        metadata = {
             "rows": frame.height,
             "symbols": frame["symbol"].n_unique(),
             "features": len(FEATURE_COLUMNS),
             "median_sigma_30s_bp": float(sigma_bp or 0.0),
             "null_share_by_feature": markdown_table(null_share.head(8)),
             "path": dg.MetadataValue.path(uri),
-        },
-        check_results=[
-            target_scale(frame, config.min_median_abs_return_bp, config.max_median_abs_return_bp)
-        ],
-    )
+        }
+        low, high = config.min_median_abs_return_bp, config.max_median_abs_return_bp
+        return DayResult(metadata, [target_scale(frame, low, high)])
+
+    return materialize_days(context, build_day)
 
 
 @dg.asset(
@@ -65,20 +67,21 @@ def features(
     check_specs=WINDOWS_CHECKS,
     kinds={"numpy"},
     code_version="1",
+    backfill_policy=BACKFILL_POLICY,
 )
 def windows(
     context: dg.AssetExecutionContext, config: WindowsConfig, lake: LakeResource
 ) -> dg.MaterializeResult:
     """The day's float32 arrays [symbol, second, feature] and the index of valid anchors."""
-    key = context.partition_key
-    frame = lake.read_parquet("features", key, FEATURES_FILE)
-    arrays = build_day_arrays(frame, key, config.to_window_config())
-    uri = lake.write_folder("windows", key, lambda folder: save_day_arrays(arrays, folder))
-    per_symbol = pl.DataFrame(
-        list(arrays.anchors_per_symbol().items()), schema=["symbol", "anchors"], orient="row"
-    )
-    return dg.MaterializeResult(
-        metadata={
+
+    def build_day(key: str) -> DayResult:
+        frame = lake.read_parquet("features", key, FEATURES_FILE)
+        arrays = build_day_arrays(frame, key, config.to_window_config())
+        uri = lake.write_folder("windows", key, lambda folder: save_day_arrays(arrays, folder))
+        per_symbol = pl.DataFrame(
+            list(arrays.anchors_per_symbol().items()), schema=["symbol", "anchors"], orient="row"
+        )
+        metadata = {
             "anchors": len(arrays.anchors),
             "valid_share": arrays.valid_share(),
             "bytes": arrays.nbytes,
@@ -86,6 +89,8 @@ def windows(
             "window_length": arrays.config.length,
             "anchors_per_symbol": markdown_table(per_symbol),
             "path": dg.MetadataValue.path(uri),
-        },
-        check_results=[anchors_finite(arrays), valid_share(arrays, config.min_valid_share)],
-    )
+        }
+        checks = [anchors_finite(arrays), valid_share(arrays, config.min_valid_share)]
+        return DayResult(metadata, checks)
+
+    return materialize_days(context, build_day)

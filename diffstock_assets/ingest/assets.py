@@ -1,8 +1,11 @@
 """Ingest stage: raw day folders -> `clean_bars` (session grid + quarantine) in the lake."""
 
+from datetime import date
+
 import dagster as dg
 import polars as pl
 
+from diffstock_assets.day_range import BACKFILL_POLICY, DayResult, materialize_days
 from diffstock_assets.groups import INGEST
 from diffstock_assets.ingest.checks import CHECK_SPECS, check_results
 from diffstock_assets.ingest.config import CleanBarsConfig
@@ -10,7 +13,7 @@ from diffstock_assets.metadata import markdown_table
 from diffstock_assets.partitions import trading_days
 from diffstock_assets.resources import LakeResource, RawDataResource
 from diffstock_ml.calendar import parse_day, session_bounds
-from diffstock_ml.ingest import clean_day
+from diffstock_ml.ingest import CleanDay, clean_day
 from diffstock_ml.ingest.clean import describe
 
 ASSET = "clean_bars"
@@ -25,6 +28,7 @@ FILES_FILE = "files.parquet"
     check_specs=CHECK_SPECS,
     kinds={"polars", "parquet"},
     code_version="1",
+    backfill_policy=BACKFILL_POLICY,
 )
 def clean_bars(
     context: dg.AssetExecutionContext,
@@ -33,45 +37,49 @@ def clean_bars(
     lake: LakeResource,
 ) -> dg.MaterializeResult:
     """Every symbol on the full 1 s grid of the regular session, plus the day's quarantine."""
-    key = context.partition_key
-    day = parse_day(key)
-    result = clean_day(raw.day_folder(key), day, config.to_ingest_config())
-    context.log.info(describe(result))
-    _log_problems(context, result.files, result.quarantine, result.ignored)
 
-    lake.write_parquet(result.quarantine, ASSET, key, QUARANTINE_FILE)
-    lake.write_parquet(result.files, ASSET, key, FILES_FILE)
-    uri = lake.write_parquet(result.bars, ASSET, key, BARS_FILE)
+    def build_day(key: str) -> DayResult:
+        day = parse_day(key)
+        result = clean_day(raw.day_folder(key), day, config.to_ingest_config())
+        context.log.info(describe(result))
+        _log_problems(context, result.files, result.quarantine, result.ignored)
 
-    open_utc, close_utc = session_bounds(day)
-    bars = result.bars
-    rejected = result.files.filter(pl.col("status") == "rejected")
-    return dg.MaterializeResult(
-        metadata={
-            "rows": bars.height,
-            "symbols": len(result.symbols),
-            "session_open_utc": open_utc.isoformat(),
-            "session_close_utc": close_utc.isoformat(),
-            "filled_share": float(bars["filled"].mean() or 0.0) if bars.height else 0.0,
-            "stale_share": float(bars["stale"].mean() or 0.0) if bars.height else 0.0,
-            "quarantined_rows": result.quarantine.filter(pl.col("line").is_not_null()).height,
-            "quarantined_by_reason": dg.MetadataValue.json(result.quarantine_counts()),
-            "rejected_files": markdown_table(rejected.select("file", "reason", "detail")),
-            "ignored_entries": ", ".join(result.ignored) or "none",
-            "files": markdown_table(
-                result.files.select(
-                    "file", "status", "rows_read", "rows_kept", "rows_quarantined", "detail"
-                )
-            ),
-            "preview": markdown_table(bars.filter(~pl.col("filled")).head(5)),
-            "path": dg.MetadataValue.path(uri),
-        },
-        check_results=check_results(
+        lake.write_parquet(result.quarantine, ASSET, key, QUARANTINE_FILE)
+        lake.write_parquet(result.files, ASSET, key, FILES_FILE)
+        uri = lake.write_parquet(result.bars, ASSET, key, BARS_FILE)
+        checks = check_results(
             result,
             max_stale_share=config.max_stale_share,
             max_quarantined_share=config.max_quarantined_share,
+        )
+        return DayResult(_metadata(result, day, uri), checks)
+
+    return materialize_days(context, build_day)
+
+
+def _metadata(result: CleanDay, day: date, uri: str) -> dict:
+    open_utc, close_utc = session_bounds(day)
+    bars = result.bars
+    rejected = result.files.filter(pl.col("status") == "rejected")
+    return {
+        "rows": bars.height,
+        "symbols": len(result.symbols),
+        "session_open_utc": open_utc.isoformat(),
+        "session_close_utc": close_utc.isoformat(),
+        "filled_share": float(bars["filled"].mean() or 0.0) if bars.height else 0.0,
+        "stale_share": float(bars["stale"].mean() or 0.0) if bars.height else 0.0,
+        "quarantined_rows": result.quarantine.filter(pl.col("line").is_not_null()).height,
+        "quarantined_by_reason": dg.MetadataValue.json(result.quarantine_counts()),
+        "rejected_files": markdown_table(rejected.select("file", "reason", "detail")),
+        "ignored_entries": ", ".join(result.ignored) or "none",
+        "files": markdown_table(
+            result.files.select(
+                "file", "status", "rows_read", "rows_kept", "rows_quarantined", "detail"
+            )
         ),
-    )
+        "preview": markdown_table(bars.filter(~pl.col("filled")).head(5)),
+        "path": dg.MetadataValue.path(uri),
+    }
 
 
 def _log_problems(

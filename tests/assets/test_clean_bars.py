@@ -6,10 +6,15 @@ import dagster as dg
 import polars as pl
 import pytest
 from conftest import WriteFile, bar_line, utc
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from dagster_project.definitions import build_definitions
 from dagster_project.settings import Settings
 from diffstock_assets.ingest.assets import clean_bars
+from diffstock_assets.partitions import trading_days
 
 DAYS = ("20251031", "20251103")
 
@@ -72,3 +77,54 @@ def test_missing_day_folder_fails_with_the_path(tmp_path: Path, two_days: Path) 
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
     assert "No raw folder for session 20251104" in failure.message
+
+
+def _run_range(job: dg.JobDefinition, instance: dg.DagsterInstance, first: str, last: str):
+    """What `--partition-range first...last` and a UI backfill do: one run over the range."""
+    tags = {
+        ASSET_PARTITION_RANGE_START_TAG: first,
+        ASSET_PARTITION_RANGE_END_TAG: last,
+    }
+    return job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+
+
+def test_a_partition_range_is_one_run_with_one_event_per_day(
+    tmp_path: Path, two_days: Path
+) -> None:
+    job = _defs(tmp_path, two_days).resolve_job_def("ingest_job")
+    with dg.instance_for_test() as instance:
+        result = _run_range(job, instance, *DAYS)
+        assert result.success
+        events = {
+            asset: {e.partition: e.metadata for e in result.asset_materializations_for_node(asset)}
+            for asset in ("clean_bars", "features", "windows")
+        }
+        statuses = instance.get_status_by_partition(clean_bars.key, list(DAYS), trading_days)
+    assert statuses == dict.fromkeys(DAYS, dg.AssetPartitionStatus.MATERIALIZED)
+    for asset, by_day in events.items():
+        assert sorted(by_day) == list(DAYS), asset
+        for day, metadata in by_day.items():  # each day carries its own metadata
+            assert f"/{asset}/{day}" in metadata["path"].value
+    assert events["clean_bars"][DAYS[0]]["quarantined_rows"].value == 0
+    assert events["clean_bars"][DAYS[1]]["quarantined_rows"].value == 1
+
+    # one result per check for the run: passed only if every day passed, failing days named
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    quarantine = checks["too_many_quarantined_rows"]
+    assert not quarantine.passed and quarantine.severity == dg.AssetCheckSeverity.WARN
+    assert quarantine.metadata["failed_days"].value == DAYS[1]
+    assert quarantine.metadata["days"].value == 2
+    grid = checks["incomplete_grid"]
+    assert grid.passed and grid.metadata["failed_days"].value == "none"
+
+
+def test_a_range_stops_at_the_first_missing_day_and_names_it(
+    tmp_path: Path, two_days: Path
+) -> None:
+    job = _defs(tmp_path, two_days).resolve_job_def("ingest_job")
+    with dg.instance_for_test() as instance:
+        result = _run_range(job, instance, DAYS[0], "20251104")  # 20251104 has no folder
+    assert not result.success
+    error = result.get_step_failure_events()[0].step_failure_data.error
+    assert "clean_bars 20251104" in error.message
+    assert "No raw folder for session 20251104" in error.cause.message

@@ -47,7 +47,8 @@ def test_materialize_a_day_through_the_cli(
 
 @pytest.mark.e2e
 def test_model_and_report_through_the_cli_gate_ci(tmp_path: Path, tiny_market: Path) -> None:
-    """What a user's CI runs: ingest the days, then model + forecasts + report for an as-of day.
+    """What a user's CI runs: ingest a range of days in one run, then model + forecasts + report
+    for an as-of day.
 
     The tiny model is not better than EWMA, so the blocking promotion check makes the command
     exit non-zero — after the report has been written and logged.
@@ -71,15 +72,22 @@ def test_model_and_report_through_the_cli_gate_ci(tmp_path: Path, tiny_market: P
         "dagster_project.definitions",
     ]
 
-    def materialize(selection: str, day: str) -> subprocess.CompletedProcess:
-        command = [*base, "--select", selection, "--partition", day]
+    def materialize(selection: str, *partition: str) -> subprocess.CompletedProcess:
+        command = [*base, "--select", selection, *partition]
         return subprocess.run(
             command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
         )
 
-    for day in ("20251031", "20251103", "20251104"):
-        assert materialize("clean_bars,features,windows", day).returncode == 0
-    completed = materialize("diffusion_model,forecasts,evaluation_report", "20251104")
+    days = ["20251031", "20251103", "20251104"]
+    ingest = materialize("clean_bars,features,windows", "--partition-range", "20251031...20251104")
+    assert ingest.returncode == 0, ingest.stderr[-3000:]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        status = instance.get_status_by_partition(dg.AssetKey("windows"), days, trading_days)
+    assert len(runs) == 1  # the whole range in one run
+    assert status == dict.fromkeys(days, dg.AssetPartitionStatus.MATERIALIZED)
+
+    completed = materialize("diffusion_model,forecasts,evaluation_report", "--partition", days[-1])
     report = tmp_path / "data" / "lake" / "evaluation_report" / "20251104" / "report.md"
     assert report.exists(), completed.stderr[-3000:]
     if completed.returncode != 0:  # refused by the gate, and only by it
