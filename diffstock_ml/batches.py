@@ -1,9 +1,10 @@
 """Batches of windows gathered by index from whole-day arrays, and the training-day normaliser.
 
 Each day is loaded once (memory-mapped `.npy`, or moved to the GPU once) and never cut into
-per-window copies: a batch is `x_day[symbol, t-N+1 : t+1]` for B anchors at a time, done with
-one advanced-indexing gather per day present in the batch. Shuffling is across days and
-deterministic for a given seed and epoch.
+per-window copies: a batch is `x_day[symbol, t-N+1 : t+1]` for B anchors at a time. Each such
+window is one contiguous block of the day array, so a batch is one `index_select` of whole rows
+of an overlapping strided view per day present in the batch, written straight into the batch.
+Shuffling is across days and deterministic for a given seed and epoch.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class WindowLoader:
         self.device = torch.device(device)
         self.epoch = 0
         self._days = [_DayTensors.from_arrays(day, self.device, self.length) for day in days]
+        self._n_seconds = torch.tensor([day.x.shape[1] for day in days], device=self.device)
         anchors = torch.from_numpy(
             np.concatenate(
                 [
@@ -123,7 +125,6 @@ class WindowLoader:
         )  # [A, 3] int32 on the CPU: (day, symbol, second)
         rank, world = shard  # data-parallel training: each rank keeps every world-th anchor
         self.anchors = anchors[rank::world]
-        self._offsets = torch.arange(-self.length + 1, 1)  # [N]
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.anchors), self.batch_size)
@@ -167,26 +168,27 @@ class WindowLoader:
         return Batch(*(field[back] for field in sorted_batch))
 
     def _gather_sorted(self, anchors: torch.Tensor) -> Batch:
-        """Anchors grouped by day: one block gather per day, concatenated (no scatter)."""
+        """Anchors grouped by day: one block gather per day, written into the batch in place."""
         days, counts = torch.unique_consecutive(anchors[:, 0], return_counts=True)
-        pieces, scalars = [], []
+        anchors = anchors.to(self.device)
+        day, symbol, second = anchors.unbind(1)
+        cells = symbol * self._n_seconds[day] + second  # flat (symbol, second) within its day
+        n_features = self._days[0].x.shape[-1]
+        x = torch.empty(len(anchors), self.length * n_features, device=self.device)
+        scalars = torch.empty(len(anchors), 3, device=self.device)
         start = 0
         for d, count in zip(days.tolist(), counts.tolist(), strict=True):
-            part = anchors[start : start + count].to(self.device)
-            start += count
-            day = self._days[d]
-            symbol, second = part[:, 1], part[:, 2]
-            # each window is one contiguous block of the day array
-            pieces.append(day.windows[symbol, second - self.length + 1])  # [b, N*F]
-            scalars.append(
-                torch.stack([v[symbol, second] for v in (day.target, day.sigma, day.close)])
-            )
-        n_features = self._days[0].x.shape[-1]
-        x = torch.cat(pieces).view(len(anchors), self.length, n_features)  # [B, N, F]
-        target, sigma, close = torch.cat(scalars, dim=1).float()  # 3 x [B]
+            end, tensors = start + count, self._days[d]
+            cell = cells[start:end]
+            # each window is one contiguous block of the day array: a row of `windows`
+            torch.index_select(tensors.windows, 0, cell - (self.length - 1), out=x[start:end])
+            torch.index_select(tensors.scalars, 0, cell, out=scalars[start:end])
+            start = end
+        x = x.view(len(anchors), self.length, n_features)  # [B, N, F]
         if self.normaliser is not None:
             x = self.normaliser.apply(x)
-        return Batch(x, target, sigma, close, anchors.to(self.device))
+        target, sigma, close = scalars.T.contiguous()  # 3 x [B]
+        return Batch(x, target, sigma, close, anchors)
 
 
 @dataclass(frozen=True)
@@ -194,20 +196,21 @@ class _DayTensors:
     """One day as tensors sharing memory with the (memory-mapped) arrays; on the GPU if asked."""
 
     x: torch.Tensor  # [S, T, F] float32
-    windows: torch.Tensor  # [S, T-N+1, N*F] view: row i is the window starting at second i
-    target: torch.Tensor  # [S, T] float64
-    sigma: torch.Tensor  # [S, T] float64
-    close: torch.Tensor  # [S, T] float64
+    windows: torch.Tensor  # [S*T - N + 1, N*F] overlapping view: row i is the window at cell i
+    scalars: torch.Tensor  # [S*T, 3] float32: target, sigma, close of each (symbol, second)
 
     @classmethod
     def from_arrays(cls, day: DayArrays, device: torch.device, length: int) -> _DayTensors:
-        tensors = [
-            torch.from_numpy(np.asarray(a)) for a in (day.x, day.target, day.sigma, day.close)
-        ]
+        # The batch is float32; one small table makes the three scalars one gather, not three.
+        scalars = np.stack([day.target, day.sigma, day.close], axis=-1, dtype=np.float32)
+        x, scalars = torch.from_numpy(np.asarray(day.x)), torch.from_numpy(scalars)
         if device.type == "cuda":
-            tensors = [t.to(device, non_blocking=True) for t in tensors]
-        x, target, sigma, close = tensors
+            x, scalars = x.to(device, non_blocking=True), scalars.to(device, non_blocking=True)
+        x = x.contiguous()  # the strided view below assumes C order (a no-op for .npy)
         n_symbols, n_seconds, n_features = x.shape
-        flat = x.reshape(n_symbols, n_seconds * n_features)
-        windows = flat.unfold(1, length * n_features, n_features)
-        return cls(x, windows, target, sigma, close)
+        # Row i starts at cell i = symbol*T + second and spans N seconds. Rows that would run
+        # into the next symbol exist in the view but are never selected (anchors have a full
+        # window inside their own day and symbol).
+        rows = max(n_symbols * n_seconds - length + 1, 0)
+        windows = x.as_strided((rows, length * n_features), (n_features, 1))
+        return cls(x, windows, scalars.reshape(n_symbols * n_seconds, 3))
