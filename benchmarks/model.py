@@ -4,7 +4,8 @@ Same run, same model, same validation windows. Prints one JSON object with
 - training windows/s of the `demo` profile's loss + backward + AdamW step (CPU; CUDA if present);
 - latency of one prediction (one window, 1000 samples) for DDIM-20, DDIM-50 and DDPM-1000;
 - CRPS (bp, fair estimator) and 90 % coverage of each sampler on the same validation windows,
-  the speed ratio DDPM-1000 / DDIM-k and the CRPS difference.
+  the speed ratio DDPM-1000 / DDIM-k and the CRPS difference with its paired standard error
+  (sampling noise); DDIM-50 with bfloat16 matmuls against float32 DDIM-50 as well.
 Targets: one prediction < 100 ms on a 2-core CPU; DDIM-50 >= 15x faster than DDPM-1000 with
 CRPS within 1 % and coverage within 1 pp.
 
@@ -44,6 +45,8 @@ SAMPLERS = {
     "ddim_20": SamplerConfig(sampler="ddim", steps=20),
     "ddim_50": SamplerConfig(sampler="ddim", steps=50),
     "ddpm_1000": SamplerConfig(sampler="ddpm", steps=1000),
+    # the same DDIM-50 with bfloat16 matmuls (autocast): the latency option, quality measured
+    "ddim_50_bf16": SamplerConfig(sampler="ddim", steps=50, precision="bfloat16"),
 }
 
 
@@ -123,6 +126,7 @@ def quality(bundle: ModelBundle, x, sigma, close, target, sampler: SamplerConfig
     return {
         "crps_bp": float(crps.mean()),
         "coverage_90": float(((target >= low) & (target <= high)).mean()),
+        "crps_per_window": crps,  # for paired comparisons; dropped from the JSON
     }
 
 
@@ -138,7 +142,9 @@ def main() -> int:
 
     folders = build_windows(2)
     arrays = {f.name: load_day_arrays(f) for f in folders}
-    bundle = load_bundle(args.bundle or trained_bundle(args.train_steps, arrays))
+    path = args.bundle or trained_bundle(args.train_steps, arrays)
+    print(f"model bundle: {path} (reuse with --bundle)", file=sys.stderr)
+    bundle = load_bundle(path)
     val = arrays[folders[-1].name]
     loader = WindowLoader([val], batch_size=args.windows, shuffle=True, seed=1)
     batch = next(iter(loader))  # raw windows: the bundle normalises them
@@ -156,12 +162,23 @@ def main() -> int:
             "latency_ms_1000_samples": latency_ms(bundle, x, sigma, close, sampler),
             **quality(bundle, x, sigma, close, target, sampler),
         }
-    ddpm = results["ddpm_1000"]
-    for name in ("ddim_20", "ddim_50"):
-        r = results[name]
-        r["speedup_vs_ddpm_1000"] = ddpm["latency_ms_1000_samples"] / r["latency_ms_1000_samples"]
-        r["crps_vs_ddpm_1000_pct"] = 100 * (r["crps_bp"] / ddpm["crps_bp"] - 1)
-        r["coverage_vs_ddpm_1000_pp"] = 100 * (r["coverage_90"] - ddpm["coverage_90"])
+    for name, reference in (
+        ("ddim_20", "ddpm_1000"),
+        ("ddim_50", "ddpm_1000"),
+        ("ddim_50_bf16", "ddpm_1000"),
+        ("ddim_50_bf16", "ddim_50"),
+    ):
+        r, ref = results[name], results[reference]
+        r[f"speedup_vs_{reference}"] = ref["latency_ms_1000_samples"] / r["latency_ms_1000_samples"]
+        r[f"crps_vs_{reference}_pct"] = 100 * (r["crps_bp"] / ref["crps_bp"] - 1)
+        # paired over the same windows: the sampling noise of the difference, in % of the ref
+        paired = r["crps_per_window"] - ref["crps_per_window"]
+        r[f"crps_vs_{reference}_se_pct"] = (
+            100 * paired.std(ddof=1) / np.sqrt(len(paired)) / ref["crps_bp"]
+        )
+        r[f"coverage_vs_{reference}_pp"] = 100 * (r["coverage_90"] - ref["coverage_90"])
+    for r in results.values():
+        del r["crps_per_window"]
     d50 = results["ddim_50"]
     report = {
         "benchmark": "model",
@@ -177,8 +194,13 @@ def main() -> int:
         },
         "meets_targets": {
             "latency": d50["latency_ms_1000_samples"] < 100,
+            "latency_bf16": results["ddim_50_bf16"]["latency_ms_1000_samples"] < 100,
             "ddim50_speedup": d50["speedup_vs_ddpm_1000"] >= 15,
             "ddim50_crps": abs(d50["crps_vs_ddpm_1000_pct"]) <= 1,
+            # is the difference distinguishable from sampling noise at all (2 paired SEs)?
+            "ddim50_crps_within_2se": bool(
+                abs(d50["crps_vs_ddpm_1000_pct"]) <= 2 * d50["crps_vs_ddpm_1000_se_pct"]
+            ),
             "ddim50_coverage": abs(d50["coverage_vs_ddpm_1000_pp"]) <= 1,
         },
     }

@@ -73,8 +73,14 @@ class SamplerConfig:
     # Snap sampled returns to the price grid (a zero move is a common outcome at 30 s).
     snap_to_tick: bool = True
     tick: float = 0.01
+    # Matmuls of the encoder and denoiser in bfloat16 (autocast; the sampler's arithmetic stays
+    # float32): about 1.8x faster on CPUs with AVX512-BF16 or AMX and on GPUs; its effect on
+    # CRPS and coverage is measured in benchmarks/model.py.
+    precision: Literal["float32", "bfloat16"] = "float32"
 
     def __post_init__(self) -> None:
+        if self.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be float32 or bfloat16, got {self.precision!r}")
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.eta < 0:

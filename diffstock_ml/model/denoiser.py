@@ -63,8 +63,11 @@ class FiLMBlock(nn.Module):
 class Denoiser(nn.Module):
     """Predicts ε or v for the noisy scalar `x_t [B, 1]` at timestep `t [B]` given `cond [B, D]`.
 
-    `null_condition` is the learned "no condition" vector of classifier-free guidance
-    (Ho & Salimans 2022): rows where `drop` is True use it instead of their condition.
+    Shapes broadcast: with `x_t [W, S, 1]`, `t [W, 1]` and `cond [W, 1, D]` the context and the
+    FiLM scales are computed once per window and shared by its S samples (how sampling calls it;
+    the conditioning is about half of the denoiser's work). `null_condition` is the learned
+    "no condition" vector of classifier-free guidance (Ho & Salimans 2022): rows where `drop` is
+    True use it instead of their condition.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -86,12 +89,16 @@ class Denoiser(nn.Module):
         cond: torch.Tensor,
         drop: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """`x_t [B, 1]`, `t [B]` int, `cond [B, D]`, `drop [B]` bool or None -> `[B, 1]`."""
+        """`x_t [..., 1]`, `t [...]` int, `cond [..., D]`, `drop [...]` bool or None.
+
+        The leading shapes of `t`, `cond` and `drop` must agree and broadcast against `x_t`'s;
+        the result has `x_t`'s shape.
+        """
         if drop is not None:
-            cond = torch.where(drop[:, None], self.null_condition.to(cond.dtype), cond)  # [B, D]
-        context = torch.cat([cond, self.time_embedding(t)], dim=-1)  # [B, D + E]
+            cond = torch.where(drop[..., None], self.null_condition.to(cond.dtype), cond)
+        context = torch.cat([cond, self.time_embedding(t)], dim=-1)  # [..., D + E]
         context = nn.functional.silu(context)
-        h = self.input(x_t)  # [B, hidden]
+        h = self.input(x_t)  # [..., hidden]
         for block in self.blocks:
             h = block(h, context)
-        return self.output(self.norm(h))  # [B, 1]
+        return self.output(self.norm(h))  # [..., 1]

@@ -88,11 +88,13 @@ class DiffusionForecaster(nn.Module):
         sampling and never evaluates the null condition.
         """
         if weight == 1.0:
-            return self.denoiser(x_t, t, cond)  # [R, 1]
-        rows = len(x_t)
-        drop = torch.arange(2 * rows, device=x_t.device) >= rows  # [2R]: second half uncond
-        both = self.denoiser(x_t.repeat(2, 1), t.repeat(2), cond.repeat(2, 1), drop)  # [2R, 1]
-        conditional, unconditional = both.chunk(2)
+            return self.denoiser(x_t, t, cond)  # x_t's shape
+        drop = torch.zeros((2, *t.shape), dtype=torch.bool, device=t.device)
+        drop[1] = True  # second half unconditional
+        both = self.denoiser(
+            torch.stack([x_t, x_t]), torch.stack([t, t]), torch.stack([cond, cond]), drop
+        )  # [2, *x_t.shape]
+        conditional, unconditional = both.unbind(0)
         return unconditional + weight * (conditional - unconditional)
 
     @torch.no_grad()
@@ -120,12 +122,20 @@ class DiffusionForecaster(nn.Module):
         scheduler = make_scheduler(sampler_config, schedule.alphas_cumprod, self.config.prediction)
         was_training = self.training
         self.eval()
+        autocast = torch.autocast(
+            x.device.type,
+            dtype=torch.bfloat16,
+            enabled=sampler_config.precision == "bfloat16",
+        )
         try:
-            cond = self.encode(x).repeat_interleave(n_samples, dim=0)  # [B*S, D]
-            sample = randn_tensor((len(cond), 1), generator, x.device)  # [B*S, 1] x_T
+            with autocast:
+                # each window encoded once; its context is shared by its samples (broadcast)
+                cond = self.encode(x)[:, None, :]  # [B, 1, D]
+            sample = randn_tensor((len(x), n_samples, 1), generator, x.device)  # [B, S, 1] x_T
             for t in scheduler.timesteps.tolist():
-                t_rows = torch.full((len(cond),), t, device=x.device, dtype=torch.long)  # [B*S]
-                output = self.guided_output(sample, t_rows, cond, weight)  # [B*S, 1]
+                t_rows = torch.full((len(x), 1), t, device=x.device, dtype=torch.long)  # [B, 1]
+                with autocast:
+                    output = self.guided_output(sample, t_rows, cond, weight)  # [B, S, 1]
                 sample = scheduler.step(output.float(), t, sample, generator).prev_sample
         finally:
             self.train(was_training)

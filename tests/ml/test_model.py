@@ -169,3 +169,18 @@ def test_select_device_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.Monkey
     assert select_device("auto") == torch.device("mps")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert select_device("auto") == torch.device("cuda")
+
+
+@torch.no_grad()
+def test_bfloat16_sampling_draws_nearly_the_float32_samples() -> None:
+    model = DiffusionForecaster(SMALL, F).eval()
+    for block in model.denoiser.blocks:  # blocks start as the identity: make the network matter
+        torch.nn.init.normal_(block.fc2.weight, std=0.3, generator=torch.Generator().manual_seed(0))
+    x = windows()
+    full = model.sample(x, 64, FAST, torch.Generator().manual_seed(3))
+    half = dataclasses.replace(FAST, precision="bfloat16")
+    reduced = model.sample(x, 64, half, torch.Generator().manual_seed(3))
+    assert reduced.dtype == torch.float32 and not torch.equal(reduced, full)  # it did run in bf16
+    assert (reduced - full).abs().max() < 0.1 * full.std()
+    with pytest.raises(ValueError, match="precision must be float32 or bfloat16"):
+        dataclasses.replace(FAST, precision="float16")
