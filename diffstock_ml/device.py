@@ -37,3 +37,18 @@ def select_device(preference: str = "auto") -> torch.device:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return backend is not None and backend.is_available()
+
+
+def has_native_bfloat16(device: torch.device) -> bool:
+    """Whether `device` multiplies bfloat16 matrices in hardware (not by emulation).
+
+    CUDA: compute capability 8.0 or later (Ampere, Hopper). CPU: AVX512-BF16 or AMX; older
+    CPUs emulate bfloat16 and gain nothing. The CPU probes are private torch functions, so a
+    torch without them answers False.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8
+    if device.type == "cpu":
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+    return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from diffstock_ml.device import has_native_bfloat16
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.model.denoiser import Denoiser
 from diffstock_ml.model.encoders import build_encoder
@@ -122,10 +123,11 @@ class DiffusionForecaster(nn.Module):
         scheduler = make_scheduler(sampler_config, schedule.alphas_cumprod, self.config.prediction)
         was_training = self.training
         self.eval()
+        precision = sampler_config.precision
+        if precision == "auto":
+            precision = "bfloat16" if has_native_bfloat16(x.device) else "float32"
         autocast = torch.autocast(
-            x.device.type,
-            dtype=torch.bfloat16,
-            enabled=sampler_config.precision == "bfloat16",
+            x.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
         )
         try:
             with autocast:

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from diffstock_ml.device import select_device
+from diffstock_ml.device import has_native_bfloat16, select_device
 from diffstock_ml.model import (
     Denoiser,
     DiffusionForecaster,
@@ -21,7 +21,7 @@ B, N, F = 5, 24, 7
 SMALL = ModelConfig(
     d_model=16, n_heads=2, n_layers=2, denoiser_hidden=32, denoiser_depth=2, time_embed_dim=16
 )
-FAST = SamplerConfig(steps=8, n_samples=6)
+FAST = SamplerConfig(steps=8, n_samples=6, precision="float32")
 
 
 def windows(seed: int = 0, batch: int = B) -> torch.Tensor:
@@ -182,5 +182,9 @@ def test_bfloat16_sampling_draws_nearly_the_float32_samples() -> None:
     reduced = model.sample(x, 64, half, torch.Generator().manual_seed(3))
     assert reduced.dtype == torch.float32 and not torch.equal(reduced, full)  # it did run in bf16
     assert (reduced - full).abs().max() < 0.1 * full.std()
-    with pytest.raises(ValueError, match="precision must be float32 or bfloat16"):
+    # "auto" is bfloat16 exactly where the device has it in hardware
+    chosen = reduced if has_native_bfloat16(torch.device("cpu")) else full
+    auto = dataclasses.replace(FAST, precision="auto")
+    torch.testing.assert_close(model.sample(x, 64, auto, torch.Generator().manual_seed(3)), chosen)
+    with pytest.raises(ValueError, match="precision must be auto, float32 or bfloat16"):
         dataclasses.replace(FAST, precision="float16")
