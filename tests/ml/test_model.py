@@ -100,6 +100,14 @@ def test_sample_returns_n_samples_per_window_reproducibly(sampler: str) -> None:
     assert model.training  # sampling ran in eval mode and restored the mode
 
 
+def untrained_but_not_identity() -> DiffusionForecaster:
+    """A small model whose denoiser blocks (which start as the identity) use the condition."""
+    model = DiffusionForecaster(SMALL, F).eval()
+    for block in model.denoiser.blocks:
+        torch.nn.init.normal_(block.fc2.weight, std=0.3, generator=torch.Generator().manual_seed(0))
+    return model
+
+
 def plain_conditional_loop(
     model: DiffusionForecaster, x: torch.Tensor, seed: int, drop: bool = False
 ) -> torch.Tensor:
@@ -117,9 +125,7 @@ def plain_conditional_loop(
 
 @torch.no_grad()
 def test_guidance_weight_one_is_the_plain_conditional_path_and_zero_the_null_one() -> None:
-    model = DiffusionForecaster(SMALL, F).eval()
-    for block in model.denoiser.blocks:  # blocks start as the identity: make the condition matter
-        torch.nn.init.normal_(block.fc2.weight, std=0.3, generator=torch.Generator().manual_seed(0))
+    model = untrained_but_not_identity()
     x = windows()
     plain = plain_conditional_loop(model, x, seed=2)
     guided = model.sample(x, None, FAST, torch.Generator().manual_seed(2), guidance_weight=1.0)
@@ -173,9 +179,7 @@ def test_select_device_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.Monkey
 
 @torch.no_grad()
 def test_bfloat16_sampling_draws_nearly_the_float32_samples() -> None:
-    model = DiffusionForecaster(SMALL, F).eval()
-    for block in model.denoiser.blocks:  # blocks start as the identity: make the network matter
-        torch.nn.init.normal_(block.fc2.weight, std=0.3, generator=torch.Generator().manual_seed(0))
+    model = untrained_but_not_identity()
     x = windows()
     full = model.sample(x, 64, FAST, torch.Generator().manual_seed(3))
     half = dataclasses.replace(FAST, precision="bfloat16")
