@@ -14,8 +14,14 @@ from diffstock_assets.metadata import markdown_table
 from diffstock_assets.model.assets import BUNDLE_FILE, as_of_windows
 from diffstock_assets.partitions import trading_days
 from diffstock_assets.resources import ComputeResource, LakeResource, RawDataResource
-from diffstock_ml.baselines import BASELINES, DIRECTION_CLASSIFIERS, Oracle
-from diffstock_ml.forecasting import direction_probabilities, forecast_day, select_anchors
+from diffstock_ml.baselines import BASELINES, DIRECTION_CLASSIFIERS, Baseline, Oracle
+from diffstock_ml.forecasting import (
+    DIFFUSION,
+    CalibratedDiffusion,
+    direction_probabilities,
+    forecast_day,
+    select_anchors,
+)
 from diffstock_ml.model.bundle import load_bundle
 from diffstock_ml.synthetic import default_latent_root
 from diffstock_ml.train.profiles import Profile
@@ -55,25 +61,26 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
         rng = np.random.default_rng(forecast_config.seed)
 
         head_training = dataclasses.replace(profile.train, max_steps=config.head_max_steps)
-        baselines = {}
+        # the model first, then every baseline: all get a spread factor fitted on training days
+        models: dict[str, Baseline] = {DIFFUSION: CalibratedDiffusion(bundle)}
         for name, cls in BASELINES.items():
             options = {
                 "model_config": profile.model,
                 "train_config": head_training,
                 "device": device,
             }
-            baselines[name] = cls(**options) if name in _TORCH_BASELINES else cls()
+            models[name] = cls(**options) if name in _TORCH_BASELINES else cls()
         latent = default_latent_root(Path(raw.root))
         if (latent / "params.json").exists():
-            baselines["oracle"] = Oracle(latent)
+            models["oracle"] = Oracle(latent)
         else:
             context.log.info(f"no synthetic latent state at {latent}: no oracle forecast")
         scales = []
-        for name, baseline in baselines.items():
-            baseline.fit(train, rng)
-            scales.append((name, float(baseline.scale)))
+        for name, model in models.items():
+            model.fit(train, rng)
+            scales.append((name, float(model.scale)))
             context.log.info(
-                f"fitted {name} on {len(train)} training days (scale {baseline.scale:.3f})"
+                f"fitted {name} on {len(train)} training days (scale {model.scale:.3f})"
             )
         classifiers = {
             name: cls(model_config=profile.model, train_config=head_training, device=device)
@@ -85,10 +92,8 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
         tables, directions = [], []
         for day in splits.test:
             anchors = select_anchors(arrays[day], forecast_config.anchor_stride_s)
-            context.log.info(
-                f"{day}: forecasting {len(anchors)} anchors with {len(baselines) + 1} models"
-            )
-            tables.append(forecast_day(arrays[day], anchors, bundle, baselines, forecast_config))
+            context.log.info(f"{day}: forecasting {len(anchors)} anchors with {len(models)} models")
+            tables.append(forecast_day(arrays[day], anchors, models, forecast_config))
             directions.append(direction_probabilities(arrays[day], anchors, classifiers))
         table = pl.concat(tables)
         lake.write_parquet(pl.concat(directions), ASSET, key, DIRECTION_FILE)

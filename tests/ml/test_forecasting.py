@@ -1,0 +1,90 @@
+"""The diffusion model in the forecasts: the same spread-factor treatment as every baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diffstock_ml.baselines import EwmaGaussian
+from diffstock_ml.baselines.base import ScaleFit, at_anchors, central_coverage
+from diffstock_ml.forecasting import DIFFUSION, CalibratedDiffusion, ForecastConfig, forecast_day
+from diffstock_ml.model.bundle import load_bundle, save_bundle
+from diffstock_ml.splits import fit_normaliser, split_days
+from diffstock_ml.train import train
+from diffstock_ml.train.profiles import PROFILES
+from diffstock_ml.windows import DayArrays, load_day_arrays
+
+TINY = PROFILES["tiny"]
+FIT = ScaleFit(max_anchors=600, n_samples=100)
+
+
+@pytest.fixture(scope="module")
+def days(tiny_windows: list[Path]) -> dict[str, DayArrays]:
+    return {folder.name: load_day_arrays(folder) for folder in tiny_windows}
+
+
+@pytest.fixture(scope="module")
+def calibrated(days, tmp_path_factory: pytest.TempPathFactory) -> CalibratedDiffusion:
+    """The tiny profile's model (40 steps: far from calibrated), with its factor fitted."""
+    folder = tmp_path_factory.mktemp("tiny_model")
+    splits = split_days(list(days), 1, 1, 1)
+    normaliser = fit_normaliser(days, splits)
+    train_days = [days[d] for d in splits.train]
+    result = train(
+        TINY.model,
+        TINY.train,
+        train_days,
+        [days[d] for d in splits.val],
+        normaliser,
+        folder,
+        torch.device("cpu"),
+    )
+    first = train_days[0]
+    path = save_bundle(
+        folder / "bundle.pt",
+        TINY.model,
+        result.best_state,
+        normaliser,
+        first.feature_names,
+        first.config.length,
+    )
+    model = CalibratedDiffusion(load_bundle(path), FIT)
+    model.fit(train_days, np.random.default_rng(0))
+    return model
+
+
+def test_the_models_spread_factor_brings_training_coverage_to_nominal(
+    calibrated: CalibratedDiffusion, days
+) -> None:
+    day = days[sorted(days)[0]]  # its training day
+    assert 0.2 < calibrated.scale < 5.0, "the factor is inside its search grid"
+    rng = np.random.default_rng(1)
+    anchors = day.anchors[np.sort(rng.choice(len(day.anchors), 600, replace=False))]
+    samples = calibrated.sample(day, anchors, 100, np.random.default_rng(2))
+    target, close = at_anchors(day.target, anchors), at_anchors(day.close, anchors)
+    assert central_coverage(samples, target, close, 0.9) == pytest.approx(0.9, abs=0.04)
+    unscaled = calibrated.draw(day, anchors, 100, np.random.default_rng(2))
+    raw = central_coverage(unscaled.center[:, None] + unscaled.deviations, target, close, 0.9)
+    assert raw != pytest.approx(0.9, abs=0.04), "the tiny model needed its factor"
+
+
+def test_forecast_day_draws_every_model_at_the_same_anchors(
+    calibrated: CalibratedDiffusion, days
+) -> None:
+    day = days[sorted(days)[-1]]  # the test day
+    ewma = EwmaGaussian(scale_fit=FIT)
+    ewma.fit([days[sorted(days)[0]]], np.random.default_rng(0))
+    anchors = day.anchors[:: max(1, len(day.anchors) // 50)]
+    config = ForecastConfig(anchor_stride_s=1, n_samples=20)
+    table = forecast_day(day, anchors, {DIFFUSION: calibrated, "ewma_gaussian": ewma}, config)
+    by_model = table.partition_by("model", as_dict=True)
+    assert {key[0] for key in by_model} == {DIFFUSION, "ewma_gaussian"}
+    first, second = (frame.select("symbol", "second") for frame in by_model.values())
+    assert first.equals(second) and first.height == len(anchors)
+    again = forecast_day(day, anchors, {DIFFUSION: calibrated}, config)
+    assert (
+        again["samples"].to_list() == table.filter(table["model"] == DIFFUSION)["samples"].to_list()
+    ), "the same seed draws the same forecast"
