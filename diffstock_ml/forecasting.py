@@ -97,18 +97,25 @@ class CalibratedDiffusion(Baseline):
     def draw(
         self, day: DayArrays, anchors: np.ndarray, n_samples: int, rng: np.random.Generator
     ) -> Draws:
-        loader = WindowLoader([day], batch_size=max(len(anchors), 1), shuffle=False)
-        index = np.column_stack([np.zeros(len(anchors)), anchors]).astype(np.int64)
-        batch = loader.gather(torch.from_numpy(index))
-        seed = int(rng.integers(2**31 - 1))
-        result = self.bundle.predict(
-            batch.x, batch.sigma.double(), batch.close.double(), n_samples, seed
+        loader = WindowLoader([day], batch_size=WINDOW_CHUNK, shuffle=False)
+        index = torch.from_numpy(
+            np.column_stack([np.zeros(len(anchors)), anchors]).astype(np.int64)
         )
-        continuous = result.continuous.cpu().numpy()  # [B, S] returns before snapping
+        parts = []
+        # windows are gathered a chunk at a time: every anchor of a full day would not fit
+        for start in range(0, len(anchors), WINDOW_CHUNK):
+            batch = loader.gather(index[start : start + WINDOW_CHUNK])
+            seed = int(rng.integers(2**31 - 1))
+            result = self.bundle.predict(
+                batch.x, batch.sigma.double(), batch.close.double(), n_samples, seed
+            )
+            parts.append(result.continuous.cpu().numpy())  # [b, S] returns before snapping
+        continuous = np.concatenate(parts) if parts else np.empty((0, n_samples))
         center = np.median(continuous, axis=1)
         return Draws(center, continuous - center[:, None])
 
 
+WINDOW_CHUNK = 4_096  # windows gathered and sampled at a time (~50 MB of windows)
 # 2,000 training anchors x 100 samples: ~15 s of DDIM-50 for the demo model on 2 CPU cores.
 DIFFUSION_FIT = ScaleFit(max_anchors=2_000, n_samples=100)
 

@@ -88,3 +88,16 @@ def test_forecast_day_draws_every_model_at_the_same_anchors(
     assert (
         again["samples"].to_list() == table.filter(table["model"] == DIFFUSION)["samples"].to_list()
     ), "the same seed draws the same forecast"
+
+
+def test_draws_over_many_anchors_come_a_chunk_of_windows_at_a_time(
+    calibrated: CalibratedDiffusion, days, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import diffstock_ml.forecasting as forecasting
+
+    day = days[sorted(days)[-1]]
+    anchors = day.anchors[:20]
+    monkeypatch.setattr(forecasting, "WINDOW_CHUNK", 7)  # 20 anchors -> chunks of 7, 7, 6
+    draws = calibrated.draw(day, anchors, 10, np.random.default_rng(0))
+    assert draws.deviations.shape == (20, 10) and np.isfinite(draws.deviations).all()
+    assert np.isfinite(draws.center).all()
