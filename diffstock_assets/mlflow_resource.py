@@ -6,6 +6,7 @@ Every method sets the tracking URI first, so the resource works in any step proc
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -88,6 +89,21 @@ class MLflowResource(dg.ConfigurableResource):
             client.log_batch(
                 run.info.run_id, params=flat[start : start + MAX_PARAMS_TAGS_PER_BATCH]
             )
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Log scalar `metrics` to the active run, in batches; non-finite values are left out."""
+        run = mlflow.active_run()
+        if run is None:
+            raise RuntimeError("log_metrics needs an active run: call it inside `start_run`")
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(key, float(value), now, step)
+            for key, value in metrics.items()
+            if math.isfinite(float(value))
+        ]
+        client = self.client()
+        for start in range(0, len(batch), MAX_METRICS_PER_BATCH):
+            client.log_batch(run.info.run_id, metrics=batch[start : start + MAX_METRICS_PER_BATCH])
 
     def metric_logger(self, run_id: str, flush_every: int = 50) -> MetricLogger:
         """A buffer of step metrics for `run_id`, sent with `log_batch` (use it as a context)."""

@@ -77,18 +77,8 @@ def tiny_market(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_windows(tiny_market: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Window folders of the tiny market's 3 days (clean -> features -> windows, N = 120)."""
-    from diffstock_ml.calendar import parse_day
-    from diffstock_ml.config import FeatureConfig, WindowConfig
-    from diffstock_ml.features import build_features
-    from diffstock_ml.ingest import clean_day
-    from diffstock_ml.windows import build_day_arrays, save_day_arrays
+    from diffstock_ml.pipeline import windows_from_raw
 
     root = tmp_path_factory.mktemp("tiny_windows")
-    folders = []
-    for day_folder in sorted(tiny_market.iterdir()):
-        bars = clean_day(day_folder, parse_day(day_folder.name)).bars
-        features = build_features(bars.lazy(), FeatureConfig()).collect()
-        arrays = build_day_arrays(features, day_folder.name, WindowConfig())
-        save_day_arrays(arrays, root / day_folder.name)
-        folders.append(root / day_folder.name)
+    folders = [windows_from_raw(day, root) for day in sorted(tiny_market.iterdir())]
     return folders

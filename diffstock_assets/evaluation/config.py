@@ -15,7 +15,10 @@ class ForecastsConfig(dg.Config):
     anchor_stride_s: int = _FORECAST.anchor_stride_s
     n_samples: int = _FORECAST.n_samples
     seed: int = _FORECAST.seed
-    head_max_steps: int = 300  # likelihood heads and direction classifiers
+    # Likelihood heads: None = the diffusion model's own training budget (its TrainConfig,
+    # max_steps included) on its encoder configuration -- a fair fight.
+    head_max_steps: int | None = None
+    direction_max_steps: int = 300  # the direction classifiers (directional accuracy only)
 
     def to_forecast_config(self) -> ForecastConfig:
         return ForecastConfig(self.anchor_stride_s, self.n_samples, self.seed)

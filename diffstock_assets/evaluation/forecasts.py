@@ -1,6 +1,7 @@
 """The as-of `forecasts` asset: the diffusion model and every baseline on the test days."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +16,7 @@ from diffstock_assets.model.assets import BUNDLE_FILE, as_of_windows
 from diffstock_assets.partitions import trading_days
 from diffstock_assets.resources import ComputeResource, LakeResource, RawDataResource
 from diffstock_ml.baselines import BASELINES, DIRECTION_CLASSIFIERS, Baseline, Oracle
+from diffstock_ml.experiments import fair_head_training
 from diffstock_ml.forecasting import (
     DIFFUSION,
     CalibratedDiffusion,
@@ -24,6 +26,7 @@ from diffstock_ml.forecasting import (
 )
 from diffstock_ml.model.bundle import load_bundle
 from diffstock_ml.synthetic import default_latent_root
+from diffstock_ml.train.config import TrainConfig
 from diffstock_ml.train.profiles import Profile
 
 ASSET = "forecasts"
@@ -56,16 +59,23 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
         splits, arrays = as_of_windows(lake, key, profile)
         train = [arrays[d] for d in splits.train]
         device = compute.torch_device()
-        bundle = load_bundle(lake.local_folder("diffusion_model", key) / BUNDLE_FILE, device)
+        model_folder = lake.local_folder("diffusion_model", key)
+        bundle = load_bundle(model_folder / BUNDLE_FILE, device)
         forecast_config = config.to_forecast_config()
         rng = np.random.default_rng(forecast_config.seed)
 
-        head_training = dataclasses.replace(profile.train, max_steps=config.head_max_steps)
+        # the heads: the model's encoder configuration and its training budget (a fair fight)
+        head_training = fair_head_training(_model_training(model_folder, profile))
+        if config.head_max_steps is not None:
+            head_training = dataclasses.replace(head_training, max_steps=config.head_max_steps)
+        direction_training = dataclasses.replace(
+            profile.train, max_steps=config.direction_max_steps
+        )
         # the model first, then every baseline: all get a spread factor fitted on training days
         models: dict[str, Baseline] = {DIFFUSION: CalibratedDiffusion(bundle)}
         for name, cls in BASELINES.items():
             options = {
-                "model_config": profile.model,
+                "model_config": bundle.model.config,
                 "train_config": head_training,
                 "device": device,
             }
@@ -83,7 +93,7 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
                 f"fitted {name} on {len(train)} training days (scale {model.scale:.3f})"
             )
         classifiers = {
-            name: cls(model_config=profile.model, train_config=head_training, device=device)
+            name: cls(model_config=profile.model, train_config=direction_training, device=device)
             for name, cls in DIRECTION_CLASSIFIERS.items()
         }
         for classifier in classifiers.values():
@@ -106,6 +116,7 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
                 "test_days": ", ".join(splits.test),
                 "samples_per_anchor": forecast_config.n_samples,
                 "anchor_stride_s": forecast_config.anchor_stride_s,
+                "head_max_steps": head_training.max_steps,
                 "spread_factors": markdown_table(
                     pl.DataFrame(scales, schema=["model", "scale"], orient="row")
                 ),
@@ -114,3 +125,11 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
         )
 
     return forecasts
+
+
+def _model_training(model_folder: Path, profile: Profile) -> TrainConfig:
+    """The diffusion model's own TrainConfig (from its summary), else the profile's."""
+    summary = json.loads((model_folder / "summary.json").read_text())
+    if "train_config" not in summary:  # written before the summary recorded it
+        return profile.train
+    return TrainConfig(**summary["train_config"])

@@ -21,6 +21,7 @@ from diffstock_ml.model.bundle import save_bundle
 from diffstock_ml.splits import Splits, fit_normaliser, split_days
 from diffstock_ml.train import EvalMetrics, StepMetrics, TrainResult, train
 from diffstock_ml.train.checkpoint import LATEST
+from diffstock_ml.train.config import TrainConfig
 from diffstock_ml.train.profiles import Profile
 from diffstock_ml.windows import DayArrays, load_day_arrays
 
@@ -42,9 +43,11 @@ class _Progress:
     def on_eval(self, m: EvalMetrics) -> None:
         self.metrics.log("val_crps_bp", m.val_crps_bp, m.step)
         self.metrics.log("val_coverage_90", m.val_coverage_90, m.step)
+        self.metrics.log("val_median_below", m.val_median_below, m.step)
         self.log.info(
             f"validation at step {m.step}: CRPS {m.val_crps_bp:.4f} bp, 90% coverage "
-            f"{m.val_coverage_90:.3f} (best {m.best_val_crps_bp:.4f} bp)"
+            f"{m.val_coverage_90:.3f}, below median {m.val_median_below:.3f} "
+            f"(best {m.best_val_crps_bp:.4f} bp)"
         )
 
     def on_message(self, text: str) -> None:
@@ -111,7 +114,7 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
                     device,
                     _Progress(context.log, metrics),
                 )
-            summary = _summary(result, splits, arrays)
+            summary = _summary(result, splits, arrays, train_config)
             with tempfile.TemporaryDirectory() as scratch:
                 bundle = save_bundle(
                     Path(scratch) / BUNDLE_FILE,
@@ -170,7 +173,9 @@ def as_of_windows(
     return splits, {day: load_day_arrays(lake.local_folder("windows", day)) for day in days}
 
 
-def _summary(result: TrainResult, splits: Splits, arrays: dict[str, DayArrays]) -> dict:
+def _summary(
+    result: TrainResult, splits: Splits, arrays: dict[str, DayArrays], train_config: TrainConfig
+) -> dict:
     def windows_in(days: tuple[str, ...]) -> int:
         return int(sum(len(arrays[d].anchors) for d in days))
 
@@ -189,6 +194,9 @@ def _summary(result: TrainResult, splits: Splits, arrays: dict[str, DayArrays]) 
         "history": [dataclasses.asdict(h) for h in result.history],
         "device": result.device,
         "wall_s": result.wall_s,
+        "train_windows_per_s": result.windows_per_s,
+        # what the forecasts stage gives the likelihood heads (the same budget)
+        "train_config": dataclasses.asdict(train_config),
     }
 
 

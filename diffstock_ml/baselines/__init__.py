@@ -17,8 +17,8 @@ from diffstock_ml.baselines.base import (
     Baseline,
     Draws,
     ScaleFit,
-    central_coverage,
     fit_spread_scale,
+    mean_coverage,
     snap_returns,
 )
 from diffstock_ml.baselines.direction import (
@@ -50,7 +50,7 @@ __all__ = [
     "ScaleFit",
     "StudentTHead",
     "TransformerDirection",
-    "central_coverage",
     "fit_spread_scale",
+    "mean_coverage",
     "snap_returns",
 ]

@@ -22,8 +22,13 @@ from torch import nn
 from diffstock_ml.baselines.base import Baseline, Draws, ScaleFit, at_anchors, register
 from diffstock_ml.batches import Batch, Normaliser, WindowLoader
 from diffstock_ml.model.config import ModelConfig
-from diffstock_ml.model.encoders import build_encoder
-from diffstock_ml.model.forecast import dequantise, target_scale, to_model_target
+from diffstock_ml.model.encoders import GridEmbedding, build_encoder, with_grid
+from diffstock_ml.model.forecast import (
+    dequantise,
+    grid_in_target_units,
+    target_scale,
+    to_model_target,
+)
 from diffstock_ml.train.config import TrainConfig
 from diffstock_ml.train.loop import lr_factor
 from diffstock_ml.windows import DayArrays
@@ -55,6 +60,7 @@ class DistributionHead(nn.Module):
         self.family = family
         self.encoder = build_encoder(config, n_features)
         d = config.d_model
+        self.grid = GridEmbedding(d) if config.grid_condition else None
         self.mlp = nn.Sequential(
             nn.Linear(d, d), nn.GELU(), nn.Linear(d, 3 if family == "student_t" else 2)
         )
@@ -62,15 +68,17 @@ class DistributionHead(nn.Module):
             with torch.no_grad():
                 self.mlp[-1].bias[2] = float(np.log(4.0))  # df = 6 at initialisation
 
-    def forward(self, x: torch.Tensor) -> HeadOutput:
-        out = self.mlp(self.encoder(x))  # [B, 2 or 3]
+    def forward(self, x: torch.Tensor, grid: torch.Tensor | None = None) -> HeadOutput:
+        out = self.mlp(with_grid(self.encoder(x), self.grid, grid))  # [B, 2 or 3]
         scale = out[:, 1].clamp(*LOG_SCALE_RANGE).exp()
         df = 2.0 + out[:, 2].clamp(*LOG_DF_RANGE).exp() if self.family == "student_t" else None
         return HeadOutput(out[:, 0], scale, df)
 
-    def nll(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def nll(
+        self, x: torch.Tensor, z: torch.Tensor, grid: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Mean negative log-likelihood of the standardised targets `z [B]`."""
-        loc, scale, df = self(x)
+        loc, scale, df = self(x, grid)
         if df is None:
             return -torch.distributions.Normal(loc, scale).log_prob(z).mean()
         return -torch.distributions.StudentT(df, loc, scale).log_prob(z).mean()
@@ -197,7 +205,9 @@ class _LikelihoodHead(Baseline):
                 target = batch.target
                 if config.dequantise:
                     target = dequantise(batch.target, batch.close, generator=generator)
-                return network.nll(batch.x, to_model_target(target, batch.sigma, self.model_config))
+                z = to_model_target(target, batch.sigma, self.model_config)
+                grid = grid_in_target_units(batch.close, batch.sigma, self.model_config)
+                return network.nll(batch.x, z, grid)
 
             self.losses = train_on_windows(network, loss, loader, config)
         self.network = network
@@ -209,8 +219,13 @@ class _LikelihoodHead(Baseline):
             raise RuntimeError(f"{self.name} is not fitted: call fit(train_days, rng) first")
         parts = []
         for start in range(0, len(anchors), self.chunk):
-            x = windows_at(day, anchors[start : start + self.chunk], self.normaliser, self.device)
-            parts.append(self.network(x))
+            part = anchors[start : start + self.chunk]
+            x = windows_at(day, part, self.normaliser, self.device)
+            close, sigma = (
+                torch.from_numpy(at_anchors(values, part)).to(self.device)
+                for values in (day.close, day.sigma)
+            )
+            parts.append(self.network(x, grid_in_target_units(close, sigma, self.model_config)))
 
         def joined(field: str) -> np.ndarray:
             return torch.cat([getattr(p, field) for p in parts]).double().cpu().numpy()

@@ -8,6 +8,7 @@ from diffstock_ml.evaluation.backtest import Backtest, backtest, max_drawdown, p
 from diffstock_ml.evaluation.breakdowns import BREAKDOWNS, breakdown
 from diffstock_ml.evaluation.calibration import (
     central_coverage,
+    interval_coverage,
     pit_histogram,
     pit_interval,
     pit_uniformity_pvalue,
@@ -65,6 +66,7 @@ __all__ = [
     "directional_accuracy",
     "evaluate",
     "forecast_direction",
+    "interval_coverage",
     "interval_score_bp",
     "kupiec_lr",
     "level_name",

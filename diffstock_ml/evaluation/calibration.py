@@ -12,6 +12,9 @@ from scipy import stats
 
 from diffstock_ml.evaluation.forecasts import count_below
 
+# Two returns closer than this fraction of a tick (at the anchor's price) are the same grid point.
+TIE_TOLERANCE_TICKS = 1e-3
+
 
 def pit_interval(
     ordered: np.ndarray, target: np.ndarray, tolerance: np.ndarray | float
@@ -56,6 +59,37 @@ def central_coverage(lower: np.ndarray, upper: np.ndarray, level: float) -> np.n
     alpha = 1.0 - level
     overlap = np.clip(np.minimum(upper, 1 - alpha / 2) - np.maximum(lower, alpha / 2), 0, None)
     return overlap / (upper - lower)
+
+
+def pit_below(lower: np.ndarray, upper: np.ndarray, q: float) -> np.ndarray:
+    """`[B]` probability that the randomised PIT is below `q`: the share of outcomes under the
+    forecast's q-quantile, ties counted in part (0.5: an unbiased median)."""
+    return np.clip((q - lower) / (upper - lower), 0.0, 1.0)
+
+
+def tie_tolerance(close: np.ndarray, tick: float, ticks: float = TIE_TOLERANCE_TICKS) -> np.ndarray:
+    """`[B]` return difference below which two returns at prices `close` count as equal."""
+    return ticks * tick / np.asarray(close, dtype=np.float64)
+
+
+def interval_coverage(
+    samples: np.ndarray, target: np.ndarray, close: np.ndarray, level: float, tick: float
+) -> np.ndarray:
+    """`[B]` coverage of the central `level` interval of ensembles `samples [B, S]` (snapped
+    returns) at `target [B]`: the randomised-PIT definition of `central_coverage`.
+
+    The one coverage of the project: training's validation and early stopping, the spread
+    factors of every model and the report all count coverage this way.
+    """
+    return central_coverage(*snapped_pit_interval(samples, target, close, tick), level)
+
+
+def snapped_pit_interval(
+    samples: np.ndarray, target: np.ndarray, close: np.ndarray, tick: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """`pit_interval` of unsorted snapped `samples [B, S]`, ties within `tie_tolerance`."""
+    ordered = np.sort(np.asarray(samples, dtype=np.float64), axis=1)
+    return pit_interval(ordered, np.asarray(target, np.float64), tie_tolerance(close, tick))
 
 
 def pit_histogram(pit: np.ndarray, bins: int) -> np.ndarray:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from diffstock_ml.evaluation.calibration import TIE_TOLERANCE_TICKS
+
 
 @dataclass(frozen=True)
 class EvaluationConfig:
@@ -37,7 +39,7 @@ class EvaluationConfig:
     # Price grid: returns closer than `tie_tolerance_ticks` ticks (at the anchor's close) are
     # equal, so a snapped sample and the realised return tie exactly despite float noise.
     tick: float = 0.01
-    tie_tolerance_ticks: float = 1e-3
+    tie_tolerance_ticks: float = TIE_TOLERANCE_TICKS
     # Randomised PIT and bootstrap draws.
     seed: int = 0
 

@@ -100,15 +100,38 @@ def save_bundle(
 def load_bundle(path: Path, device: torch.device | str = "cpu") -> ModelBundle:
     """Load a bundle written by `save_bundle` onto `device`, in eval mode."""
     data = torch.load(path, map_location="cpu", weights_only=False)
-    config = ModelConfig(**data["model_config"])
-    model = DiffusionForecaster(config, n_features=len(data["feature_names"]))
-    model.load_state_dict(_strip_averaged_prefix(data["state_dict"]))
+    model_config = dict(data["model_config"])
+    # bundles written before the residual parameterisation existed diffuse z directly
+    model_config.setdefault("parameterisation", "direct")
+    return make_bundle(
+        ModelConfig(**model_config),
+        data["state_dict"],
+        Normaliser.from_dict(data["normaliser"]),
+        tuple(data["feature_names"]),
+        int(data["window_length"]),
+        SamplerConfig(**data["sampler"]),
+        device,
+    )
+
+
+def make_bundle(
+    model_config: ModelConfig,
+    state_dict: dict,
+    normaliser: Normaliser,
+    feature_names: tuple[str, ...],
+    window_length: int,
+    sampler: SamplerConfig | None = None,
+    device: torch.device | str = "cpu",
+) -> ModelBundle:
+    """A `ModelBundle` from trained weights (plain or EMA-wrapped names), in eval mode."""
+    model = DiffusionForecaster(model_config, n_features=len(feature_names))
+    model.load_state_dict(_strip_averaged_prefix(state_dict))
     return ModelBundle(
         model=model.to(device).eval(),
-        normaliser=Normaliser.from_dict(data["normaliser"]),
-        feature_names=tuple(data["feature_names"]),
-        window_length=int(data["window_length"]),
-        sampler=SamplerConfig(**data["sampler"]),
+        normaliser=normaliser,
+        feature_names=tuple(feature_names),
+        window_length=window_length,
+        sampler=sampler or SamplerConfig(),
     )
 
 

@@ -18,6 +18,9 @@ class ModelConfig:
     dropout: float = 0.1
     # Transformer positions count seconds before the anchor (0 = the anchor itself).
     positional: Literal["sinusoidal", "learned"] = "sinusoidal"
+    # Seconds of the window the encoder reads, counted back from the anchor (None: all of it);
+    # lets one set of windows serve experiments on shorter histories (N = 60 from N = 120).
+    context_s: int | None = None
     max_len: int = 512  # longest window (in tokens) a learned positional table covers
     patch_size: int = 1  # transformer only: seconds per token (10 -> a 120 s window is 12 tokens)
     conv_kernel: int = 5  # cnn_lstm only: causal kernel of each Conv1d
@@ -31,6 +34,19 @@ class ModelConfig:
     T: int = 1000
     # What the denoiser predicts: v = sqrt(ᾱ)·ε − sqrt(1−ᾱ)·x0 (Salimans & Ho 2022) or ε.
     prediction: Literal["v", "eps"] = "v"
+    # Weight of each timestep's loss: "uniform" (Ho et al.), or min-SNR-γ (Hang et al. 2023:
+    # min(SNR, γ) / (SNR + 1) for v-prediction, min(SNR, γ) / SNR for ε).
+    loss_weighting: Literal["uniform", "min_snr"] = "uniform"
+    min_snr_gamma: float = 5.0
+    # "residual" (seed appendix A.3): a Gaussian location-scale head on the condition, trained
+    # jointly by likelihood, and the diffusion of the standardised residual (z − loc) / scale, so
+    # the denoiser learns only the shape around a learned centre and width; "direct" diffuses z.
+    parameterisation: Literal["residual", "direct"] = "residual"
+    head_loss_weight: float = 1.0  # weight of the head's Gaussian NLL beside the diffusion loss
+    # Condition on the price tick in target units, tick / (close · scale): how lumpy the
+    # outcome is on the price grid (a $14 stock moves in steps of ~0.5 sigma_30s). The heads on
+    # the same encoder get it too.
+    grid_condition: bool = False
     # What is diffused: z = ret_30s / sigma_30s, or the return divided by `return_scale`.
     target: Literal["z", "return"] = "z"
     # Fixed divisor of raw returns when target == "return" (a 1e-4 return is invisible otherwise).
@@ -46,6 +62,8 @@ class ModelConfig:
         for name in (*sizes, "denoiser_depth", "T", "max_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.context_s is not None and self.context_s < 1:
+            raise ValueError(f"context_s must be at least 1 or None, got {self.context_s}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.time_embed_dim < 2 or self.time_embed_dim % 2:
@@ -54,6 +72,8 @@ class ModelConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.cfg_dropout < 1.0:
             raise ValueError(f"cfg_dropout must be in [0, 1), got {self.cfg_dropout}")
+        if self.min_snr_gamma <= 0 or self.head_loss_weight <= 0:
+            raise ValueError("min_snr_gamma and head_loss_weight must be positive")
         if self.return_scale <= 0:
             raise ValueError(f"return_scale must be positive, got {self.return_scale}")
 

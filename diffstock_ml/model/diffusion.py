@@ -1,11 +1,18 @@
 """`DiffusionForecaster`: condition encoder + MLP denoiser + noise schedule, its loss and sampler.
 
-The model diffuses one scalar per window, the standardised target x0 (z = ret_30s / sigma_30s
-by default). Training encodes each window once and draws K noise levels for it; sampling
-encodes once and pushes all samples of all windows through the denoiser as one batch.
+The model diffuses one scalar per window. With the default "residual" parameterisation (seed
+appendix A.3) a Gaussian location-scale head on the condition is trained jointly by likelihood
+and the denoiser diffuses the standardised residual x0 = (z − loc) / scale of the target
+z = ret_30s / sigma_30s; a draw is z = loc + scale · x0. The head carries the centre and the
+width, the diffusion the shape around them (tails, skew, the price grid's lumps), so the model
+starts where a likelihood head ends. "direct" diffuses z itself. Training encodes each window
+once and draws K noise levels for it; sampling encodes once and pushes all samples of all
+windows through the denoiser as one batch.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -13,9 +20,33 @@ from torch import nn
 from diffstock_ml.device import has_native_bfloat16
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.model.denoiser import Denoiser
-from diffstock_ml.model.encoders import build_encoder
+from diffstock_ml.model.encoders import GridEmbedding, build_encoder, with_grid
 from diffstock_ml.model.schedule import make_schedule
 from diffstock_ml.model.schedulers import make_scheduler, randn_tensor
+
+LOG_SCALE_RANGE = (-7.0, 5.0)
+
+
+class Location(NamedTuple):
+    """Per-window centre and width of the diffused residual, in target (z) units."""
+
+    loc: torch.Tensor  # [B, 1]
+    scale: torch.Tensor  # [B, 1] > 0
+
+
+class LocationScaleHead(nn.Module):
+    """Condition `[B, D]` -> Gaussian `Location` of z; starts at loc 0, scale 1 (identity)."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, 2))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, cond: torch.Tensor) -> Location:
+        out = self.mlp(cond).float()  # [..., 2]
+        log_scale = out[..., 1:].clamp(*LOG_SCALE_RANGE)
+        return Location(out[..., :1], log_scale.exp())
 
 
 class DiffusionForecaster(nn.Module):
@@ -27,15 +58,36 @@ class DiffusionForecaster(nn.Module):
         self.n_features = n_features
         self.encoder = build_encoder(config, n_features)
         self.denoiser = Denoiser(config)
+        self.grid = GridEmbedding(config.d_model) if config.grid_condition else None
+        self.location_scale = (
+            LocationScaleHead(config.d_model) if config.parameterisation == "residual" else None
+        )
         schedule = make_schedule(config.schedule, config.T)  # float64
         self.register_buffer("sqrt_alphas_cumprod", schedule.sqrt_alphas_cumprod.float())
         self.register_buffer(
             "sqrt_one_minus_alphas_cumprod", schedule.sqrt_one_minus_alphas_cumprod.float()
         )
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Condition vectors of the windows: `[B, N, F] -> [B, d_model]`."""
-        return self.encoder(x)
+    def encode(self, x: torch.Tensor, grid: torch.Tensor | None = None) -> torch.Tensor:
+        """Condition vectors of the windows: `[B, N, F] -> [B, d_model]` (`grid [B]`: the tick
+        in target units, needed when `config.grid_condition`)."""
+        return with_grid(self.encoder(x), self.grid, grid)
+
+    def locate(self, cond: torch.Tensor) -> Location:
+        """Centre and width of the diffused residual: the head's, or (0, 1) for "direct"."""
+        if self.location_scale is None:
+            ones = torch.ones((*cond.shape[:-1], 1), device=cond.device)
+            return Location(torch.zeros_like(ones), ones)
+        return self.location_scale(cond)
+
+    def timestep_weight(self, t: torch.Tensor) -> torch.Tensor:
+        """`[B, 1]` loss weight of timesteps `t [B]` ("uniform": 1; "min_snr": min-SNR-γ)."""
+        if self.config.loss_weighting == "uniform":
+            return torch.ones((len(t), 1), device=t.device)
+        a2 = self.sqrt_alphas_cumprod[t][:, None] ** 2
+        snr = a2 / (1 - a2).clamp_min(1e-12)  # [B, 1]
+        clipped = snr.clamp(max=self.config.min_snr_gamma)
+        return clipped / (snr + 1) if self.config.prediction == "v" else clipped / snr
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(ᾱ_t)·x0 + sqrt(1 − ᾱ_t)·ε (Ho et al. eq. 4); `x0, noise [B, 1]`, `t [B]`."""
@@ -49,19 +101,30 @@ class DiffusionForecaster(nn.Module):
         target_z: torch.Tensor,
         k_noise: int = 1,
         generator: torch.Generator | None = None,
+        grid: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mean squared error of the v- (or ε-) prediction over K noise levels per window.
+        """Weighted squared error of the v- (or ε-) prediction over K noise levels per window,
+        plus (residual parameterisation) `head_loss_weight` × the head's Gaussian NLL of z.
 
         `batch_x [B, N, F]`, `target_z [B]` (already standardised, see `forecast.to_model_target`).
-        In training mode, with probability `cfg_dropout` a row's condition is replaced by the null
-        condition (in eval mode, e.g. a validation loss, never).
+        The diffused residual uses the head's output without gradient, so the diffusion loss
+        cannot shrink its own target by widening the head. In training mode, with probability
+        `cfg_dropout` a row's condition is replaced by the null condition (in eval mode, e.g. a
+        validation loss, never).
         """
         if k_noise < 1:
             raise ValueError(f"k_noise must be at least 1, got {k_noise}")
         device = batch_x.device
         rows = len(batch_x) * k_noise
-        cond = self.encode(batch_x).repeat_interleave(k_noise, dim=0)  # [B*K, D]
-        x0 = target_z.float().repeat_interleave(k_noise)[:, None]  # [B*K, 1] float32 under AMP too
+        cond = self.encode(batch_x, grid)  # [B, D]
+        z = target_z.float()[:, None]  # [B, 1] float32 under AMP too
+        loc, scale = self.locate(cond)  # [B, 1] each
+        head_nll = torch.zeros((), device=device)
+        if self.location_scale is not None:  # Gaussian NLL of z, up to a constant
+            head_nll = (0.5 * ((z - loc) / scale) ** 2 + scale.log()).mean()
+        residual = (z - loc.detach()) / scale.detach()  # [B, 1]
+        cond = cond.repeat_interleave(k_noise, dim=0)  # [B*K, D]
+        x0 = residual.repeat_interleave(k_noise, dim=0)  # [B*K, 1]
         # 1. t ~ Uniform{0, …, T−1}, ε ~ N(0, 1) (Ho et al. Algorithm 1)
         source = generator.device if generator is not None else device
         t = torch.randint(0, self.config.T, (rows,), generator=generator, device=source).to(device)
@@ -78,7 +141,9 @@ class DiffusionForecaster(nn.Module):
             b = self.sqrt_one_minus_alphas_cumprod[t][:, None]
             target = a * noise - b * x0  # [B*K, 1]
         prediction = self.denoiser(x_t, t, cond, drop)  # [B*K, 1]
-        return nn.functional.mse_loss(prediction.float(), target.float())
+        squared = (prediction.float() - target.float()) ** 2  # [B*K, 1]
+        diffusion = (self.timestep_weight(t) * squared).mean()
+        return diffusion + self.config.head_loss_weight * head_nll
 
     def guided_output(
         self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, weight: float
@@ -106,8 +171,9 @@ class DiffusionForecaster(nn.Module):
         sampler_config: SamplerConfig | None = None,
         generator: torch.Generator | None = None,
         guidance_weight: float | None = None,
+        grid: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Draws of the standardised target for each window: `[B, N, F] -> [B, n_samples]`.
+        """Draws of the standardised target z for each window: `[B, N, F] -> [B, n_samples]`.
 
         Runs in eval mode (dropout off) and restores the previous mode. `n_samples` and
         `guidance_weight` default to the sampler's and the model's configuration.
@@ -132,7 +198,8 @@ class DiffusionForecaster(nn.Module):
         try:
             with autocast:
                 # each window encoded once; its context is shared by its samples (broadcast)
-                cond = self.encode(x)[:, None, :]  # [B, 1, D]
+                cond = self.encode(x, grid)[:, None, :]  # [B, 1, D]
+                loc, scale = self.locate(cond)  # [B, 1, 1] each, float32
             sample = randn_tensor((len(x), n_samples, 1), generator, x.device)  # [B, S, 1] x_T
             for t in scheduler.timesteps.tolist():
                 t_rows = torch.full((len(x), 1), t, device=x.device, dtype=torch.long)  # [B, 1]
@@ -141,4 +208,4 @@ class DiffusionForecaster(nn.Module):
                 sample = scheduler.step(output.float(), t, sample, generator).prev_sample
         finally:
             self.train(was_training)
-        return sample.view(len(x), n_samples)  # [B, S]
+        return (loc + scale * sample).view(len(x), n_samples)  # [B, S] z = loc + scale·x0

@@ -11,6 +11,15 @@ from diffstock_ml.model.config import ModelConfig
 from diffstock_ml.model.denoiser import sinusoidal_embedding
 
 
+def crop(x: torch.Tensor, context_s: int | None) -> torch.Tensor:
+    """The last `context_s` seconds of windows `[B, N, F]` (all of them when None)."""
+    if context_s is None:
+        return x
+    if context_s > x.shape[1]:
+        raise ValueError(f"context_s {context_s} exceeds the window's {x.shape[1]} s")
+    return x[:, x.shape[1] - context_s :]
+
+
 class TransformerEncoder(nn.Module):
     """Input projection, positional encoding, pre-norm transformer layers, pooled condition.
 
@@ -28,6 +37,7 @@ class TransformerEncoder(nn.Module):
         self.d_model = d
         self.positional = config.positional
         self.patch = config.patch_size
+        self.context = config.context_s
         self.input = nn.Linear(n_features * config.patch_size, d)
         if config.positional == "learned":
             self.position_table = nn.Parameter(0.02 * torch.randn(config.max_len, d))
@@ -56,6 +66,7 @@ class TransformerEncoder(nn.Module):
         return sinusoidal_embedding(seconds_back, self.d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = crop(x, self.context)
         b, n, f = x.shape  # [B, N, F]
         n = n // self.patch  # tokens
         if n == 0:
@@ -79,6 +90,7 @@ class CnnLstmEncoder(nn.Module):
         channels = [n_features] + [d] * config.n_layers
         self.convs = nn.ModuleList(nn.Conv1d(c_in, c_out, k) for c_in, c_out in pairwise(channels))
         self.pad = k - 1
+        self.context = config.context_s
         self.dropout = nn.Dropout(config.dropout)
         self.lstm = nn.LSTM(
             d,
@@ -90,12 +102,34 @@ class CnnLstmEncoder(nn.Module):
         self.norm = nn.LayerNorm(d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x.transpose(1, 2)  # [B, F, N]
+        h = crop(x, self.context).transpose(1, 2)  # [B, F, N]
         for conv in self.convs:
             h = nn.functional.gelu(conv(nn.functional.pad(h, (self.pad, 0))))  # [B, d, N]
         h = self.dropout(h.transpose(1, 2))  # [B, N, d]
         _, (h_n, _) = self.lstm(h)  # h_n: [layers, B, d]
         return self.norm(h_n[-1])  # [B, d]
+
+
+class GridEmbedding(nn.Module):
+    """log(tick in target units) `[...]` -> `[..., d]`, added to a condition; starts at zero."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(1, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        return self.mlp(grid.float().clamp_min(1e-6).log()[..., None])
+
+
+def with_grid(cond: torch.Tensor, embedding: GridEmbedding | None, grid: torch.Tensor | None):
+    """`cond [B, D]` plus the grid embedding when the model has one (then `grid [B]` is needed)."""
+    if embedding is None:
+        return cond
+    if grid is None:
+        raise ValueError("this model conditions on the price grid: pass grid = tick/(close·scale)")
+    return cond + embedding(grid).to(cond.dtype)
 
 
 def build_encoder(config: ModelConfig, n_features: int) -> TransformerEncoder | CnnLstmEncoder:

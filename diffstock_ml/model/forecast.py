@@ -18,6 +18,14 @@ from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.model.diffusion import DiffusionForecaster
 
 F64 = torch.float64
+TICK = 0.01  # the price grid of US stocks above $1
+
+
+def grid_in_target_units(
+    close: torch.Tensor, sigma: torch.Tensor, config: ModelConfig, tick: float = TICK
+) -> torch.Tensor:
+    """`[B]` the price tick in units of the diffused target: tick / (close · target_scale)."""
+    return (tick / (close.to(F64) * target_scale(sigma, config))).float()
 
 
 def target_scale(sigma: torch.Tensor, config: ModelConfig) -> torch.Tensor:
@@ -115,7 +123,8 @@ def forecast(
 ) -> Forecast:
     """Sample the model for windows `x [B, N, F]` and express the draws in returns."""
     sampler_config = sampler_config or SamplerConfig()
-    z = model.sample(x, sampler_config.n_samples, sampler_config, generator)  # [B, S]
+    grid = grid_in_target_units(close, sigma, model.config, sampler_config.tick)  # [B]
+    z = model.sample(x, sampler_config.n_samples, sampler_config, generator, grid=grid)  # [B, S]
     continuous = to_returns(z, target_scale(sigma, model.config), close, snap=False)
     if not sampler_config.snap_to_tick:
         return Forecast(continuous, continuous)

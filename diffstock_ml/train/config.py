@@ -21,6 +21,9 @@ class TrainConfig:
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
     ema_decay: float = 0.999
+    # decay min(ema_decay, (1 + n) / (10 + n)) at the n-th update, so the initial weights are
+    # forgotten (without it 0.999^1000 = 37 % of a 1,000-step EMA is the initialisation)
+    ema_warmup: bool = True
     dequantise: bool = True  # spread training targets uniformly within +-1/2 tick
     amp: Literal["auto", "off", "bf16"] = "auto"  # auto: bf16 autocast on CUDA only
     compile: bool = False  # torch.compile the model

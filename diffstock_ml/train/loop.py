@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from diffstock_ml.batches import Normaliser, WindowLoader
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.model.diffusion import DiffusionForecaster
-from diffstock_ml.model.forecast import dequantise, to_model_target
+from diffstock_ml.model.forecast import dequantise, grid_in_target_units, to_model_target
 from diffstock_ml.train.checkpoint import BEST, discard_partial, load_checkpoint, save_checkpoint
 from diffstock_ml.train.config import TrainConfig
+from diffstock_ml.train.ema import exponential_moving_average
 from diffstock_ml.train.validate import fixed_subset, validate
 from diffstock_ml.windows import DayArrays
 
@@ -45,6 +45,7 @@ class EvalMetrics:
     val_crps_bp: float
     val_coverage_90: float
     best_val_crps_bp: float
+    val_median_below: float = float("nan")  # share of outcomes below the forecast median
 
 
 class TrainCallback(Protocol):
@@ -74,6 +75,7 @@ class TrainResult:
     val_windows: int
     checkpoint_dir: Path
     best_state: dict = field(repr=False)  # EMA weights of the best validation
+    windows_per_s: float = float("nan")  # training windows per second, validation excluded
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
@@ -106,9 +108,7 @@ def train(
     model = DiffusionForecaster(model_config, n_features=len(train_days[0].feature_names)).to(
         device
     )
-    ema = AveragedModel(
-        model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True
-    )
+    ema = exponential_moving_average(model, config.ema_decay, config.ema_warmup)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -170,7 +170,8 @@ def train(
             )
 
     batches = train_loader.iterate(state.epoch, state.batch_in_epoch)
-    tick = time.perf_counter()
+    tick = loop_start = time.perf_counter()
+    eval_s = 0.0
     try:
         while state.step < config.max_steps and not state.stopped_early:
             optimizer.zero_grad(set_to_none=True)
@@ -189,8 +190,9 @@ def train(
                     else batch.target
                 )
                 z = to_model_target(target, batch.sigma, model_config)
+                grid = grid_in_target_units(batch.close, batch.sigma, model_config)
                 with autocast:
-                    loss = network(batch.x, z, config.k_noise, generator)
+                    loss = network(batch.x, z, config.k_noise, generator, grid)
                 (loss / config.grad_accumulation).backward()
                 loss_sum += loss.item() / config.grad_accumulation
             # 3. clip, step, schedule, EMA
@@ -206,6 +208,7 @@ def train(
                     StepMetrics(state.step, loss_sum, schedule.get_last_lr()[0], grad_norm, rate)
                 )
             if state.step % config.eval_every == 0 or state.step == config.max_steps:
+                eval_start = time.perf_counter()
                 _evaluate(
                     ema.module,
                     val_loader,
@@ -218,10 +221,13 @@ def train(
                     callback,
                 )
                 tick = time.perf_counter()  # keep validation time out of the training rate
+                eval_s += tick - eval_start
             if state.step % config.checkpoint_every == 0:
                 checkpoint()
     finally:
         checkpoint()  # on exit too: an interrupted run resumes from here
+    training_s = time.perf_counter() - loop_start - eval_s
+    trained = (state.step - resumed_from) * config.grad_accumulation * config.batch_size * world
 
     _barrier(world)  # rank 0 writes the checkpoints; the others read them only after this
     best = load_checkpoint(checkpoint_dir, BEST)
@@ -243,6 +249,7 @@ def train(
         val_windows=len(val_anchors),
         checkpoint_dir=checkpoint_dir,
         best_state=best["ema_model"],
+        windows_per_s=trained / training_s if training_s > 0 else float("nan"),
     )
 
 
@@ -276,7 +283,9 @@ def _evaluate(
     else:
         state.evals_since_best += 1
         state.stopped_early = state.evals_since_best >= config.patience
-    metrics = EvalMetrics(state.step, score.crps_bp, score.coverage_90, state.best_crps)
+    metrics = EvalMetrics(
+        state.step, score.crps_bp, score.coverage_90, state.best_crps, score.median_below
+    )
     state.history.append(metrics)
     if rank == 0:
         callback.on_eval(metrics)
@@ -294,8 +303,10 @@ class _Objective(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor, k: int, generator) -> torch.Tensor:
-        return self.model.loss(x, z, k, generator)
+    def forward(
+        self, x: torch.Tensor, z: torch.Tensor, k: int, generator, grid: torch.Tensor
+    ) -> torch.Tensor:
+        return self.model.loss(x, z, k, generator, grid)
 
 
 def _wrap(model: DiffusionForecaster, config: TrainConfig, device: torch.device, world: int):

@@ -28,8 +28,8 @@ from diffstock_ml.baselines import (
     RollingGaussian,
     ScaleFit,
     StudentTHead,
-    central_coverage,
     fit_spread_scale,
+    mean_coverage,
     snap_returns,
 )
 from diffstock_ml.baselines.base import at_anchors
@@ -150,7 +150,7 @@ def test_the_spread_factor_brings_training_coverage_to_nominal(
     anchors = some_anchors(train_day, 3_000, seed=2)
     samples = baseline.sample(train_day, anchors, N_SAMPLES, np.random.default_rng(4))
     target, close = at_anchors(train_day.target, anchors), at_anchors(train_day.close, anchors)
-    assert central_coverage(samples, target, close, 0.9) == pytest.approx(0.9, abs=0.03)
+    assert mean_coverage(samples, target, close, 0.9) == pytest.approx(0.9, abs=0.03)
 
 
 def test_root_30_times_one_second_volatility_over_covers_before_its_factor(
@@ -161,7 +161,7 @@ def test_root_30_times_one_second_volatility_over_covers_before_its_factor(
     for name in ("rolling_gaussian", "ewma_gaussian"):
         draws = fitted[name].draw(train_day, anchors, N_SAMPLES, np.random.default_rng(6))
         unscaled = snap_returns(draws.center[:, None] + draws.deviations, close)
-        assert central_coverage(unscaled, target, close) > 0.95
+        assert mean_coverage(unscaled, target, close) > 0.95
         assert fitted[name].scale < 0.8
 
 
@@ -247,3 +247,20 @@ def test_the_empirical_forecast_needs_enough_past_returns(test_day: DayArrays) -
     early = np.array([[0, 60]], dtype=np.int32)  # 31 past 30 s returns at second 60
     with pytest.raises(ValueError, match="second 60 has 31 past 30 s returns"):
         RollingEmpirical().sample(test_day, early, 10, np.random.default_rng(0))
+
+
+def test_fit_spread_scale_counts_coverage_exactly_as_the_report() -> None:
+    """The fast search equals snapping every candidate's samples and reading the report's PIT
+    coverage: the factor it picks is the grid point nearest to nominal by `mean_coverage`."""
+    rng = np.random.default_rng(1)
+    close = rng.choice([9.87, 14.02, 55.5], 800)  # cheap names: the grid matters
+    center = 2e-5 * rng.standard_normal(800)
+    deviations = 4e-4 * rng.standard_t(4, (800, 60))
+    target = snap_returns((5e-4 * rng.standard_t(4, 800))[:, None], close)[:, 0]
+    config = ScaleFit(points=41, low=0.5, high=2.0)
+    factor = fit_spread_scale(Draws(center, deviations), close, target, config)
+    coverage = [
+        mean_coverage(snap_returns(center[:, None] + c * deviations, close), target, close)
+        for c in config.grid()
+    ]
+    assert factor == pytest.approx(config.grid()[np.argmin(np.abs(np.array(coverage) - 0.9))])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from diffstock_ml.baselines import EwmaGaussian
-from diffstock_ml.baselines.base import ScaleFit, at_anchors, central_coverage
+from diffstock_ml.baselines.base import ScaleFit, at_anchors, mean_coverage
 from diffstock_ml.forecasting import DIFFUSION, CalibratedDiffusion, ForecastConfig, forecast_day
 from diffstock_ml.model.bundle import load_bundle, save_bundle
 from diffstock_ml.splits import fit_normaliser, split_days
@@ -65,9 +65,9 @@ def test_the_models_spread_factor_brings_training_coverage_to_nominal(
     anchors = day.anchors[np.sort(rng.choice(len(day.anchors), 600, replace=False))]
     samples = calibrated.sample(day, anchors, 100, np.random.default_rng(2))
     target, close = at_anchors(day.target, anchors), at_anchors(day.close, anchors)
-    assert central_coverage(samples, target, close, 0.9) == pytest.approx(0.9, abs=0.04)
+    assert mean_coverage(samples, target, close, 0.9) == pytest.approx(0.9, abs=0.04)
     unscaled = calibrated.draw(day, anchors, 100, np.random.default_rng(2))
-    raw = central_coverage(unscaled.center[:, None] + unscaled.deviations, target, close, 0.9)
+    raw = mean_coverage(unscaled.center[:, None] + unscaled.deviations, target, close, 0.9)
     assert raw != pytest.approx(0.9, abs=0.04), "the tiny model needed its factor"
 
 

@@ -12,6 +12,7 @@ import scoringrules as sr
 import torch
 
 from diffstock_ml.model import DiffusionForecaster, ModelConfig, SamplerConfig
+from diffstock_ml.train.ema import exponential_moving_average
 
 N, F = 16, 3
 CONFIG = ModelConfig(
@@ -35,19 +36,36 @@ def toy_batch(size: int, generator: torch.Generator):
     return torch.cat([signal, distractor], dim=-1), z, mean, std
 
 
-def train(model: DiffusionForecaster, steps: int, generator: torch.Generator) -> list[float]:
-    """The tiniest loop: AdamW, one-cycle learning rate, gradient clipping."""
+def skewed_batch(size: int, generator: torch.Generator):
+    """As `toy_batch`, but z = m + s·(E − ln 2) with E ~ Exp(1): right-skewed, median m = 0.8·u1,
+    quantile q at m + s·(−ln(1 − q) − ln 2)."""
+    x, _, median, _ = toy_batch(size, generator)
+    scale = torch.exp(0.5 * x[:, :, 0].mean(dim=1))  # [size] from the window's feature 0
+    exponential = -torch.log(torch.rand(size, generator=generator))
+    return x, median + scale * (exponential - np.log(2)), median, scale
+
+
+def train(
+    model: DiffusionForecaster,
+    steps: int,
+    generator: torch.Generator,
+    batch=toy_batch,
+    ema: torch.nn.Module | None = None,
+) -> list[float]:
+    """The tiniest loop: AdamW, one-cycle learning rate, gradient clipping (and an EMA)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=steps)
     losses = []
     for _ in range(steps):
-        x, z, _, _ = toy_batch(256, generator)
+        x, z, _, _ = batch(256, generator)
         loss = model.loss(x, z, k_noise=8, generator=generator)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
+        if ema is not None:
+            ema.update_parameters(model)
         losses.append(loss.item())
     return losses
 
@@ -80,3 +98,24 @@ def test_short_training_approaches_the_true_conditional_crps(single_thread) -> N
     # measured: model / truth ≈ 1.00 (0.998), unconditional / truth ≈ 1.15
     assert crps_model < 1.08 * crps_truth
     assert crps_model < 0.95 * crps_unconditional
+
+
+def test_shipped_ema_weights_reproduce_a_skewed_conditional_median_and_quantiles(
+    single_thread,
+) -> None:
+    """What ships is the EMA of the weights: its median must be unbiased and its quantiles
+    right for a known, skewed conditional distribution, within sampling error."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    model = DiffusionForecaster(CONFIG, F)
+    ema = exponential_moving_average(model, decay=0.999)
+    train(model, 400, generator, skewed_batch, ema)
+
+    test = torch.Generator().manual_seed(2)
+    x, z, median, scale = skewed_batch(1_500, test)
+    samples = ema.module.sample(x, 200, SamplerConfig(steps=50), test)  # [1500, 200]
+    for q in (0.1, 0.5, 0.9):  # share of outcomes below the model's q-quantile
+        below = (z < samples.quantile(q, dim=1)).float().mean().item()
+        assert below == pytest.approx(q, abs=0.035), f"quantile {q}"
+    error = ((samples.median(dim=1).values - median) / scale).mean().item()
+    assert abs(error) < 0.05, f"median off by {error:.3f} scales"

@@ -1,0 +1,93 @@
+"""The model ablation on a synthetic market, without the orchestration stack (e.g. on a GPU box).
+
+Generates the market, builds its windows, scores the reference models (EWMA, both likelihood
+heads with the profile's training budget, the oracle) on the validation days, then trains and
+scores the profile and each one-option change of `diffstock_ml.study.OPTIONS` in order, until
+`--budget-s` is spent. Validation days only, as `python -m dagster_project.study` (which does
+the same with Optuna and one MLflow run per trial). Prints a markdown table and JSON; `--out`
+is rewritten after every trial, so a run cut short keeps what it finished.
+
+    python benchmarks/ablation.py --work /tmp/ablation --budget-s 600 --out ablation.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from diffstock_ml.device import select_device
+from diffstock_ml.experiments import ScoreConfig, score_models
+from diffstock_ml.pipeline import windows_from_raw
+from diffstock_ml.study import ablation, markdown_table, reference_models, run_design
+from diffstock_ml.synthetic import PROFILES as MARKETS
+from diffstock_ml.synthetic import generate_market
+from diffstock_ml.train.profiles import PROFILES
+from diffstock_ml.windows import load_day_arrays
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--work", type=Path, required=True, help="folder for market and windows")
+    parser.add_argument("--market", default="demo", choices=sorted(MARKETS))
+    parser.add_argument("--profile", default="demo", choices=sorted(PROFILES))
+    parser.add_argument("--budget-s", type=float, default=1e9, help="no new trial after this")
+    parser.add_argument("--only", nargs="*", help="only these options (and the profile)")
+    parser.add_argument("--stride", type=int, default=30)
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--out", type=Path, help="JSON file, rewritten after every trial")
+    args = parser.parse_args()
+    started = time.perf_counter()
+
+    raw = args.work / "raw"
+    generate_market(MARKETS[args.market], raw, workers=args.workers)
+    folders = sorted(p for p in raw.iterdir() if p.is_dir())
+    with ProcessPoolExecutor(args.workers) as pool:
+        built = list(pool.map(windows_from_raw, folders, [args.work / "windows"] * len(folders)))
+    profile = PROFILES[args.profile]
+    days = [load_day_arrays(folder) for folder in built[-profile.days :]]
+    train_days = days[: profile.train_days]
+    val_days = days[profile.train_days : profile.train_days + profile.val_days]
+    device = select_device("auto")
+    score = ScoreConfig(anchor_stride_s=args.stride, n_samples=args.samples)
+
+    references = score_models(reference_models(profile, train_days, raw, device), val_days, score)
+    designs = ablation(profile)
+    if args.only:
+        designs = [d for d in designs if all(d[k] is None for k in d if k not in args.only)]
+    rows = []
+    for number, design in enumerate(designs):
+        if time.perf_counter() - started > args.budget_s:
+            break
+        _, metrics = run_design(
+            profile,
+            design,
+            train_days,
+            val_days,
+            references,
+            args.work / "checkpoints" / str(number),
+            device,
+            score,
+        )
+        rows.append({"trial": number, "options": design, **metrics})
+        payload = {
+            "device": str(device),
+            "market": args.market,
+            "profile": profile.name,
+            "references": {k: v.flat() for k, v in references.items()},
+            "trials": rows,
+            "elapsed_s": time.perf_counter() - started,
+        }
+        if args.out:
+            args.out.write_text(json.dumps(payload, indent=1))
+        print(json.dumps(rows[-1]), flush=True)
+    print(markdown_table(rows, references))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,186 @@
+"""The model experiments' design space: options over a profile, one trial's configs, ablations.
+
+`OPTIONS` lists what the study varies (issue: sequence length, model size, diffusion timesteps
+and sampler steps, ε vs v, loss weighting, noise levels per window, encoder, learning rate and
+steps, the residual parameterisation, the EMA warm-up, conditioning on the price grid). The first
+value of each option is the profile's own. The runners are `dagster_project.study` (Optuna, one
+MLflow run per trial) and `benchmarks/ablation.py` (plain loop, JSON; for a GPU machine without
+the orchestration stack).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from diffstock_ml.baselines import BASELINES, Baseline, Oracle
+from diffstock_ml.experiments import ScoreConfig, Scores, fair_head_training, run_trial
+from diffstock_ml.model.config import ModelConfig, SamplerConfig
+from diffstock_ml.synthetic import default_latent_root
+from diffstock_ml.train.config import TrainConfig
+from diffstock_ml.train.profiles import Profile
+from diffstock_ml.windows import DayArrays
+
+# What each option tries besides the profile's own value (None in a design = the profile's).
+OPTIONS: dict[str, tuple[Any, ...]] = {  # most telling first: a time-boxed ablation runs in order
+    "parameterisation": ("residual", "direct"),
+    "ema_warmup": (True, False),
+    "grid_condition": (False, True),
+    "k_noise": (1, 4, 16),
+    "max_steps": (1_000, 2_000),
+    "width": (2,),
+    "prediction": ("v", "eps"),
+    "loss_weighting": ("uniform", "min_snr"),
+    "encoder": ("transformer", "cnn_lstm"),
+    "context_s": (60,),
+    "lr": (3e-4, 1e-3, 3e-3),
+    "T": (1000, 250),
+    "sampler_steps": (20, 50, 100),
+}
+MODEL_FIELDS = (
+    "parameterisation",
+    "prediction",
+    "loss_weighting",
+    "encoder",
+    "context_s",
+    "T",
+    "grid_condition",
+)
+TRAIN_FIELDS = ("ema_warmup", "k_noise", "lr", "max_steps")
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One configuration: the option values and the configs they make."""
+
+    options: dict[str, Any]
+    model: ModelConfig
+    train: TrainConfig
+    sampler: SamplerConfig
+
+
+def make_trial(profile: Profile, options: Mapping[str, Any]) -> Trial:
+    """The profile's configuration with `options` applied (None keeps the profile's value)."""
+    chosen = {k: v for k, v in options.items() if v is not None}
+    model = dataclasses.replace(
+        profile.model, **{k: v for k, v in chosen.items() if k in MODEL_FIELDS}
+    )
+    if "width" in chosen:  # the encoder and the denoiser `width` times wider
+        w = chosen["width"]
+        model = dataclasses.replace(
+            model, d_model=w * model.d_model, denoiser_hidden=w * model.denoiser_hidden
+        )
+    train = dataclasses.replace(
+        profile.train, **{k: v for k, v in chosen.items() if k in TRAIN_FIELDS}
+    )
+    steps = chosen.get("sampler_steps", SamplerConfig().steps)  # the bundle's sampler
+    train = dataclasses.replace(train, val_steps=steps)
+    return Trial(dict(options), model, train, SamplerConfig(steps=steps))
+
+
+def profile_value(profile: Profile, name: str) -> Any:
+    """The profile's own value of option `name` (None for `context_s`/`width`: all, 1x)."""
+    if name in MODEL_FIELDS:
+        return getattr(profile.model, name)
+    if name in TRAIN_FIELDS:
+        return getattr(profile.train, name)
+    if name == "sampler_steps":
+        return SamplerConfig().steps
+    return None
+
+
+def ablation(profile: Profile) -> list[dict[str, Any]]:
+    """The profile itself, then each other value of each option, one change at a time."""
+    base = dict.fromkeys(OPTIONS)
+    designs = [base]
+    for name, values in OPTIONS.items():
+        own = profile_value(profile, name)
+        designs += [{**base, name: value} for value in values if value != own]
+    return designs
+
+
+def reference_models(
+    profile: Profile, train_days: Sequence[DayArrays], raw: Path, device: torch.device
+) -> dict[str, Baseline]:
+    """EWMA, both heads (the profile's encoder and training budget) and, if present, the oracle."""
+    heads = fair_head_training(profile.train)
+    models: dict[str, Baseline] = {"ewma_gaussian": BASELINES["ewma_gaussian"]()}
+    for name in ("gaussian_head", "student_t_head"):
+        models[name] = BASELINES[name](
+            model_config=profile.model, train_config=heads, device=device
+        )
+    latent = default_latent_root(raw)
+    if (latent / "params.json").exists():
+        models["oracle"] = Oracle(latent)
+    rng = np.random.default_rng(0)
+    for model in models.values():
+        model.fit(train_days, rng)
+    return models
+
+
+def relative_scores(scores: Scores, references: Mapping[str, Scores]) -> dict[str, float]:
+    """Skill vs the best head and (with an oracle) the share of the EWMA -> oracle gap closed."""
+    heads = [references[h].crps_bp for h in ("gaussian_head", "student_t_head")]
+    out = {"skill_vs_best_head": 1 - scores.crps_bp / min(heads)}
+    if "oracle" in references:
+        ewma, oracle = references["ewma_gaussian"].crps_bp, references["oracle"].crps_bp
+        out["gap_closed"] = (ewma - scores.crps_bp) / (ewma - oracle)
+    return out
+
+
+def changed_options(design: Mapping[str, Any]) -> list[str]:
+    """`name=value` of each option a design sets (None: the profile's value)."""
+    return [f"{k}={v}" for k, v in design.items() if v is not None]
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], references: Mapping[str, Scores]) -> str:
+    """Trials (best CRPS first) and the reference models, as a markdown table."""
+    lines = [
+        "| trial | changed | CRPS bp | skill vs best head | gap closed | cov 90 | below median |"
+        " spread factor | train w/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: r["crps_bp"]):
+        lines.append(
+            f"| {row['trial']} | {', '.join(changed_options(row['options'])) or 'profile'} | "
+            f"{row['crps_bp']:.3f} | {100 * row['skill_vs_best_head']:+.2f} % | "
+            f"{100 * row.get('gap_closed', np.nan):.0f} % | {row['coverage_90']:.3f} | "
+            f"{row['median_below']:.3f} | {row['spread_factor']:.2f} | "
+            f"{row['train_windows_per_s']:.0f} |"
+        )
+    for name, scores in references.items():
+        lines.append(
+            f"| ref | {name} | {scores.crps_bp:.3f} | | | {scores.coverage['90']:.3f} | "
+            f"{scores.median_below:.3f} | | |"
+        )
+    return "\n".join(lines)
+
+
+def run_design(
+    profile: Profile,
+    design: Mapping[str, Any],
+    train_days: Sequence[DayArrays],
+    val_days: Sequence[DayArrays],
+    references: Mapping[str, Scores],
+    checkpoint_dir: Path,
+    device: torch.device,
+    score: ScoreConfig,
+) -> tuple[Trial, dict[str, float]]:
+    """Train and score one design on the validation days; its configs and flat metrics."""
+    trial = make_trial(profile, design)
+    result = run_trial(
+        trial.model,
+        trial.train,
+        train_days,
+        val_days,
+        checkpoint_dir,
+        device,
+        score,
+        trial.sampler,
+    )
+    return trial, result.metrics() | relative_scores(result.scores, references)
