@@ -27,13 +27,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scoringrules as sr
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from batches import build_windows
 
 from diffstock_ml.batches import WindowLoader
+from diffstock_ml.evaluation import crps_bp, interval_coverage
 from diffstock_ml.model.bundle import ModelBundle, load_bundle, save_bundle
 from diffstock_ml.model.config import SamplerConfig
 from diffstock_ml.splits import fit_normaliser, split_days
@@ -131,11 +131,11 @@ def latencies_ms(bundle: ModelBundle, x, sigma, close, rounds: int = 9) -> dict[
 def quality(bundle: ModelBundle, x, sigma, close, target, sampler: SamplerConfig) -> dict:
     bundle = dataclasses.replace(bundle, sampler=dataclasses.replace(sampler, n_samples=200))
     samples = bundle.predict(x, sigma, close, seed=0).samples.numpy()
-    crps = sr.crps_ensemble(target, samples, estimator="pwm") * 1e4
-    low, high = np.quantile(samples, [0.05, 0.95], axis=1)
+    crps = crps_bp(samples, target)  # the report's CRPS and coverage
+    coverage = interval_coverage(samples, target, np.asarray(close), 0.9, sampler.tick)
     return {
         "crps_bp": float(crps.mean()),
-        "coverage_90": float(((target >= low) & (target <= high)).mean()),
+        "coverage_90": float(coverage.mean()),
         "crps_per_window": crps,  # for paired comparisons; dropped from the JSON
     }
 

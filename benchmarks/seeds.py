@@ -21,7 +21,16 @@ import polars as pl
 from dagster_project.definitions import build_definitions
 from dagster_project.settings import Settings
 
-METRICS = ("crps_bp", "coverage_90", "crps_skill_vs_ewma_gaussian")
+METRICS = (
+    "crps_bp",
+    "crps_skill_vs_ewma_gaussian",
+    "coverage_50",
+    "coverage_80",
+    "coverage_90",
+    "coverage_95",
+    "below_median",
+)
+HEADS = ("gaussian_head", "student_t_head")
 
 
 def run_seed(defs: dg.Definitions, instance: dg.DagsterInstance, as_of: str, seed: int) -> None:
@@ -63,9 +72,19 @@ def main() -> int:
         if "oracle" in per_seed.columns
         else None
     )
+    diffusion = runs.filter(pl.col("model") == "diffusion").sort("seed")
+    acceptance = {
+        f"vs_{head}": {
+            "skill": diffusion[f"crps_skill_vs_{head}"].to_list(),
+            "dm_pvalue": diffusion[f"dm_pvalue_vs_{head}"].to_list(),
+        }
+        for head in HEADS
+        if f"crps_skill_vs_{head}" in diffusion.columns
+    }
     out = {
         "as_of": args.as_of,
         "seeds": args.seeds,
+        "diffusion_per_seed": acceptance | {"gap_closed": None if gap is None else gap.to_list()},
         "models": {
             row.pop("model"): row for row in summary.sort("crps_bp_mean").iter_rows(named=True)
         },

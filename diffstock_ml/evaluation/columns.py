@@ -49,10 +49,11 @@ def model_columns(
 
 
 def interval_columns(frame: pl.DataFrame, config: EvaluationConfig) -> dict[str, float]:
-    """coverage_<p>, sharpness_bp, interval_score_<p>, mae_bp, rmse_bp."""
+    """coverage_<p>, below_median, sharpness_bp, interval_score_<p>, mae_bp, rmse_bp."""
     out: dict[str, float] = {}
     for level in config.coverage_levels:
         out[f"coverage_{level_name(level)}"] = float(frame[f"covered_{level_name(level)}"].mean())
+    out["below_median"] = float(frame["below_median"].mean())
     out["sharpness_bp"] = float(frame[f"width_{level_name(config.sharpness_level)}_bp"].mean())
     for level in config.coverage_levels:
         name = f"interval_score_{level_name(level)}"

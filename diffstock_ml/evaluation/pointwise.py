@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from diffstock_ml.evaluation.calibration import central_coverage, pit_interval
+from diffstock_ml.evaluation.calibration import central_coverage, pit_below, pit_interval
 from diffstock_ml.evaluation.config import EvaluationConfig, level_name
 from diffstock_ml.evaluation.direction import forecast_direction
 from diffstock_ml.evaluation.forecasts import (
@@ -57,7 +57,8 @@ def score_anchors(forecasts: ModelForecasts, config: EvaluationConfig) -> pl.Dat
 
     Columns: crps_bp; for each coverage level p: covered_<p> (`central_coverage`, in [0, 1]),
     width_<p>_bp and interval_score_<p> of the central quantile interval; error_bp
-    (median − target); mean_return; direction (−1/0/+1 by P(up) vs P(down)); pit (randomised,
+    (median − target); below_median (P(randomised PIT < ½): 0.5 on average for an unbiased
+    median); mean_return; direction (−1/0/+1 by P(up) vs P(down)); pit (randomised,
     seeded by `config.seed` so every model gets the same uniforms); var_hit_<a> per VaR level.
     """
     anchors = forecasts.anchors
@@ -76,6 +77,7 @@ def score_anchors(forecasts: ModelForecasts, config: EvaluationConfig) -> pl.Dat
         columns[f"interval_score_{name}"] = interval_score_bp(
             lower[:, i], upper[:, i], target, level
         )
+    columns["below_median"] = pit_below(pit_lower, pit_upper, 0.5)
     columns["error_bp"] = median_error_bp(quantiles(ordered, [0.5])[:, 0], target)
     columns["mean_return"] = forecasts.samples.mean(axis=1)
     columns["direction"] = forecast_direction(ordered, tolerance)

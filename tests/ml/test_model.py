@@ -192,3 +192,51 @@ def test_bfloat16_sampling_draws_nearly_the_float32_samples() -> None:
     torch.testing.assert_close(model.sample(x, 64, auto, torch.Generator().manual_seed(3)), chosen)
     with pytest.raises(ValueError, match="precision must be auto, float32 or bfloat16"):
         dataclasses.replace(FAST, precision="float16")
+
+
+def test_residual_parameterisation_draws_loc_plus_scale_times_the_diffused_residual() -> None:
+    model = DiffusionForecaster(SMALL, F)  # "residual" by default
+    assert model.config.parameterisation == "residual"
+    plain = model.sample(windows(), 6, FAST, torch.Generator().manual_seed(3))  # loc 0, scale 1
+    with torch.no_grad():
+        model.location_scale.mlp[-1].bias.copy_(
+            torch.tensor([2.0, float(torch.log(torch.tensor(3.0)))])
+        )
+    shifted = model.sample(windows(), 6, FAST, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(shifted, 2.0 + 3.0 * plain)
+
+
+def test_residual_diffusion_loss_does_not_train_the_location_scale_head() -> None:
+    """The head learns from its likelihood only: the diffusion part cannot widen the head to
+    shrink its own target."""
+    model = DiffusionForecaster(SMALL, F).eval()  # no dropout: both passes see one encoding
+    x, z = windows(), torch.randn(B, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():  # a head away from its zero start, so its gradients are informative
+        model.location_scale.mlp[-1].weight.normal_(0, 0.1)
+    model.loss(x, z, 2, torch.Generator().manual_seed(5)).backward()
+    total = [p.grad.clone() for p in model.location_scale.parameters()]
+    model.zero_grad()
+    loc, scale = model.locate(model.encode(x))
+    (0.5 * ((z[:, None] - loc) / scale) ** 2 + scale.log()).mean().backward()
+    for got, nll_only in zip(total, model.location_scale.parameters(), strict=True):
+        torch.testing.assert_close(got, nll_only.grad)
+
+
+def test_grid_condition_needs_the_grid_and_uses_it() -> None:
+    config = dataclasses.replace(SMALL, grid_condition=True)
+    model = DiffusionForecaster(config, F)
+    with pytest.raises(ValueError, match="price grid"):
+        model.encode(windows())
+    with torch.no_grad():
+        model.grid.mlp[-1].weight.normal_(0, 0.1)  # zero-initialised: no effect until trained
+    coarse, fine = torch.full((B,), 2.0), torch.full((B,), 0.1)
+    assert not torch.allclose(model.encode(windows(), coarse), model.encode(windows(), fine))
+
+
+def test_encoder_reads_only_the_last_context_seconds() -> None:
+    config = dataclasses.replace(SMALL, context_s=10)
+    module = build_encoder(config, F).eval()
+    x = windows()
+    changed = x.clone()
+    changed[:, :-10] += 5.0  # seconds before the context
+    torch.testing.assert_close(module(x), module(changed))

@@ -63,6 +63,8 @@ def test_short_training_reports_progress_and_keeps_the_best(tiny_windows, tmp_pa
     assert [m.step for m in recorder.evals] == [20, 40]
     assert all(torch.isfinite(torch.tensor(m.loss)) for m in recorder.steps)
     assert 0.0 <= recorder.evals[-1].val_coverage_90 <= 1.0
+    assert 0.0 < recorder.evals[-1].val_median_below < 1.0
+    assert result.windows_per_s > 0
     assert result.best_val_crps_bp == min(m.val_crps_bp for m in recorder.evals)
     assert (tmp_path / LATEST).exists() and (tmp_path / BEST).exists()
     assert load_checkpoint(tmp_path)["state"]["step"] == config.max_steps
