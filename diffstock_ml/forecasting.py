@@ -116,7 +116,7 @@ class CalibratedDiffusion(Baseline):
 
 
 WINDOW_CHUNK = 4_096  # windows gathered and sampled at a time (~50 MB of windows)
-# 2,000 training anchors x 100 samples: ~15 s of DDIM-50 for the demo model on 2 CPU cores.
+# 2,000 training anchors x 100 samples: 15-60 s of DDIM-50 for the demo model on 2 CPU cores.
 DIFFUSION_FIT = ScaleFit(max_anchors=2_000, n_samples=100)
 
 
