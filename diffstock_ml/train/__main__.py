@@ -52,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--windows", nargs="+", type=Path, required=True, help="day folders")
     parser.add_argument(
-        "--split", nargs=3, type=int, metavar=("TRAIN", "VAL", "TEST"), required=True
+        "--split",
+        nargs=3,
+        type=int,
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="days per split, oldest first (default: the profile's, e.g. 6 2 2 for demo)",
     )
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder (resumed)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="demo")
@@ -87,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "stopped_early": result.stopped_early,
         "device": result.device,
         "wall_s": result.wall_s,
+        "windows_per_s": result.windows_per_s,
         "splits": dataclasses.asdict(splits),
     }
     if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
