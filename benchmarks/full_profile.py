@@ -29,7 +29,6 @@ from diffstock_ml.baselines import BASELINES, Oracle
 from diffstock_ml.device import select_device
 from diffstock_ml.experiments import (
     ScoreConfig,
-    fair_head_training,
     run_trial,
     score_models,
 )
@@ -108,7 +107,7 @@ def main() -> int:
 
     started = time.perf_counter()
     rng = np.random.default_rng(0)
-    heads = fair_head_training(train_config)
+    heads = train_config  # the diffusion model's own budget
     models = {"diffusion": CalibratedDiffusion(trial.bundle)}
     models["diffusion"].scale = trial.spread_factor  # fitted on the training days by run_trial
     for name in ("gaussian_head", "student_t_head"):

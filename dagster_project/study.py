@@ -65,9 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or f"{args.design}-{args.as_of}-{profile.name}"
     days = sessions_ending(args.as_of, profile.days)
     splits = split_days(days, profile.train_days, profile.val_days, profile.test_days)
-    lake = Path(settings.lake)
-    train_days = [load_day_arrays(lake / "windows" / d) for d in splits.train]
-    val_days = [load_day_arrays(lake / "windows" / d) for d in splits.val]
+    folders = {d: Path(settings.lake) / "windows" / d for d in (*splits.train, *splits.val)}
+    missing = [d for d, folder in folders.items() if not folder.is_dir()]
+    if missing:
+        parser.error(
+            f"no windows for {', '.join(missing)} under {Path(settings.lake) / 'windows'}: "
+            "materialise clean_bars, features and windows for those days first"
+        )
+    train_days = [load_day_arrays(folders[d]) for d in splits.train]
+    val_days = [load_day_arrays(folders[d]) for d in splits.val]
     device = select_device(settings.device)
     mlflow = MLflowResource(
         tracking_uri=settings.mlflow_tracking_uri,

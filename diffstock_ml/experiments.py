@@ -10,7 +10,6 @@ says directly whether a configuration beats them. The study runner (Optuna + MLf
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,8 +154,3 @@ def run_trial(
     calibrated.fit(train_days, np.random.default_rng(score.seed))
     scores = score_models({"diffusion": calibrated}, val_days, score)["diffusion"]
     return TrialResult(training, float(calibrated.scale), scores, bundle)
-
-
-def fair_head_training(train_config: TrainConfig) -> TrainConfig:
-    """The heads' training: the diffusion model's steps, batch and optimiser settings."""
-    return dataclasses.replace(train_config, k_noise=1)

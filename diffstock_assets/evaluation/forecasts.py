@@ -16,7 +16,6 @@ from diffstock_assets.model.assets import BUNDLE_FILE, as_of_windows
 from diffstock_assets.partitions import trading_days
 from diffstock_assets.resources import ComputeResource, LakeResource, RawDataResource
 from diffstock_ml.baselines import BASELINES, DIRECTION_CLASSIFIERS, Baseline, Oracle
-from diffstock_ml.experiments import fair_head_training
 from diffstock_ml.forecasting import (
     DIFFUSION,
     CalibratedDiffusion,
@@ -65,7 +64,7 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
         rng = np.random.default_rng(forecast_config.seed)
 
         # the heads: the model's encoder configuration and its training budget (a fair fight)
-        head_training = fair_head_training(_model_training(model_folder, profile))
+        head_training = _model_training(model_folder, profile)
         if config.head_max_steps is not None:
             head_training = dataclasses.replace(head_training, max_steps=config.head_max_steps)
         direction_training = dataclasses.replace(

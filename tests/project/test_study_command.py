@@ -45,3 +45,15 @@ def test_study_scores_trials_on_validation_days_and_logs_one_run_each(
     trial_run = next(r for r in runs if r.info.run_name == "trial 1")
     assert trial_run.data.params["options.parameterisation"] == "direct"
     assert trial_run.data.metrics["crps_bp"] == pytest.approx(result["trials"][1]["crps_bp"])
+
+
+def test_study_names_the_days_whose_windows_are_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("DIFFSTOCK_DATA", str(tmp_path))
+    monkeypatch.setenv("DIFFSTOCK_PROFILE", "tiny")
+    with pytest.raises(SystemExit) as exit_info:
+        study.main(["--as-of", "20251104"])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert "no windows for 20251031, 20251103" in message and "materialise" in message
