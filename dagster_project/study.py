@@ -26,11 +26,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import optuna
 
 from dagster_project.settings import Settings
+from diffstock_assets.gates import require_passed
 from diffstock_assets.mlflow_resource import MLflowResource
 from diffstock_assets.partitions import sessions_ending
+from diffstock_assets.resources import LakeResource
 from diffstock_ml.device import select_device
 from diffstock_ml.experiments import ScoreConfig, score_models
 from diffstock_ml.splits import split_days
@@ -72,6 +75,16 @@ def main(argv: list[str] | None = None) -> int:
             f"no windows for {', '.join(missing)} under {Path(settings.lake) / 'windows'}: "
             "materialise clean_bars, features and windows for those days first"
         )
+    lake = LakeResource(root=str(settings.lake))
+    for day in folders:
+        for asset in ("clean_bars", "windows"):
+            try:
+                # days built by `diffstock_ml.pipeline` (no Dagster) have no verdict to read
+                require_passed(
+                    lake, asset, day, f"the study as of {args.as_of}", allow_missing=True
+                )
+            except dg.Failure as failure:
+                parser.error(str(failure.description))
     train_days = [load_day_arrays(folders[d]) for d in splits.train]
     val_days = [load_day_arrays(folders[d]) for d in splits.val]
     device = select_device(settings.device)

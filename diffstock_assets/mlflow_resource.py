@@ -19,6 +19,7 @@ import dagster as dg
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import (
     MAX_ENTITY_KEY_LENGTH,
@@ -117,6 +118,23 @@ class MLflowResource(dg.ConfigurableResource):
     def set_alias(self, name: str, alias: str, version: str | int) -> None:
         """Point `models:/{name}@{alias}` at `version`."""
         self.client().set_registered_model_alias(name, alias, str(version))
+
+    def version_by_alias(self, name: str, alias: str) -> ModelVersion | None:
+        """The version `models:/{name}@{alias}` points at, or None when the alias is unset."""
+        try:
+            return self.client().get_model_version_by_alias(name, alias)
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(error):
+                return None
+            raise
+
+    def model_version(self, name: str, version: str | int) -> ModelVersion:
+        return self.client().get_model_version(name, str(version))
+
+    def set_version_tags(self, name: str, version: str | int, tags: Mapping[str, str]) -> None:
+        client = self.client()
+        for key, value in tags.items():
+            client.set_model_version_tag(name, str(version), key, str(value))
 
 
 class MetricLogger:

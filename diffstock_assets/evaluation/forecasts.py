@@ -43,7 +43,8 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
         group_name=EVALUATION,
         deps=[model, dg.AssetDep(windows, partition_mapping=mapping)],
         kinds={"pytorch", "parquet"},
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=dg.AutomationCondition.eager()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed(),
         code_version="1",
     )
     def forecasts(

@@ -16,14 +16,19 @@ from diffstock_assets.groups import EVALUATION
 from diffstock_assets.metadata import markdown_table
 from diffstock_assets.mlflow_resource import MLflowResource
 from diffstock_assets.partitions import trading_days
+from diffstock_assets.registry import crown
 from diffstock_assets.resources import LakeResource
 from diffstock_ml.evaluation import evaluate
-from diffstock_ml.evaluation.promotion import Promotion, promotion_decision, verdicts
+from diffstock_ml.evaluation.promotion import (
+    ChampionMove,
+    Promotion,
+    promotion_decision,
+    verdicts,
+)
 from diffstock_ml.forecasting import DIFFUSION, to_model_forecasts
 from diffstock_ml.plots import report_figures
 
 ASSET = "evaluation_report"
-CHAMPION = "champion"
 PROMOTION_CHECK = "model_not_better_than_baseline"
 HEADLINE = ("crps_bp", "coverage_90", "sharpness_bp", "directional_accuracy", "backtest_sharpe")
 
@@ -40,7 +45,8 @@ def build_evaluation_report(forecasts: dg.AssetsDefinition) -> dg.AssetsDefiniti
                 asset=ASSET,
                 blocking=True,
                 description="The model beats the EWMA baseline (DM p < 0.05) with 90 % coverage "
-                "within ±3 pp; only then is its version given the MLflow alias `champion`.",
+                "within ±3 pp; only then may its version become the MLflow alias `champion`, "
+                "which moves only forward (a newer as-of day, or better on the same test days).",
             )
         ],
         kinds={"mlflow", "matplotlib"},
@@ -81,16 +87,25 @@ def build_evaluation_report(forecasts: dg.AssetsDefinition) -> dg.AssetsDefiniti
         ):
             folder = Path(scratch)
             figures = _save_figures(report_figures(result, table), folder)
-            report = _report_markdown(key, result, promotion, config.promotion_baseline, figures)
-            (folder / "report.md").write_text(report)
             for name, frame in _tables(result).items():
                 frame.write_csv(folder / f"{name}.csv")
             mlflow_api.log_metrics(result.metrics())
             mlflow_api.log_artifacts(str(folder))
-            if promotion.promoted:
-                mlflow.set_alias(
-                    model_run["registered_model"], CHAMPION, model_run["registered_version"]
+            move = (
+                crown(
+                    mlflow,
+                    model_run["registered_model"],
+                    model_run["registered_version"],
+                    promotion.crps_bp,
                 )
+                if promotion.promoted
+                else None
+            )
+            report = _report_markdown(
+                key, result, promotion, config.promotion_baseline, figures, move
+            )
+            (folder / "report.md").write_text(report)
+            mlflow_api.log_artifact(str(folder / "report.md"))
             lake.write_folder(ASSET, key, lambda f: _copy_tree(folder, f))
             reliability_png = (folder / "reliability_diagram.png").read_bytes()
         diffusion = result.overall.filter(pl.col("model") == DIFFUSION).row(0, named=True)
@@ -103,6 +118,7 @@ def build_evaluation_report(forecasts: dg.AssetsDefinition) -> dg.AssetsDefiniti
                 "mlflow_run_id": run.info.run_id,
                 "training_run_id": model_run["mlflow_run_id"],
                 "promoted": promotion.promoted,
+                "champion": _champion_text(move),
                 **{
                     f"diffusion_{m}": float(diffusion[m])
                     for m in HEADLINE
@@ -115,6 +131,7 @@ def build_evaluation_report(forecasts: dg.AssetsDefinition) -> dg.AssetsDefiniti
                     passed=promotion.promoted,
                     metadata={
                         "reasons": "; ".join(promotion.reasons) or "promoted",
+                        "champion": _champion_text(move),
                         "crps_bp": promotion.crps_bp,
                         "baseline_crps_bp": promotion.baseline_crps_bp,
                         "dm_pvalue": promotion.dm_pvalue
@@ -155,11 +172,22 @@ def _save_figures(figures: dict, folder: Path) -> list[str]:
     return names
 
 
+def _champion_text(move: ChampionMove | None) -> str:
+    if move is None:
+        return "not a candidate: the gate refused the model"
+    return ("becomes champion: " if move.moves else "champion does not move: ") + move.reason
+
+
 def _report_markdown(
-    key: str, result, promotion: Promotion, baseline: str, figures: list[str]
+    key: str,
+    result,
+    promotion: Promotion,
+    baseline: str,
+    figures: list[str],
+    move: ChampionMove | None,
 ) -> str:
     verdict = (
-        f"**Promoted** to `{CHAMPION}`: beats {baseline} with coverage in range."
+        f"**Passed the gate**: beats {baseline} with coverage in range; {_champion_text(move)}."
         if promotion.promoted
         else "**Not promoted**: " + "; ".join(promotion.reasons) + "."
     )

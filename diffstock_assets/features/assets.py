@@ -1,5 +1,7 @@
 """Features stage: `clean_bars` -> causal `features` -> model-ready `windows` (both per day)."""
 
+from pathlib import Path
+
 import dagster as dg
 import polars as pl
 
@@ -12,6 +14,7 @@ from diffstock_assets.features.checks import (
     valid_share,
 )
 from diffstock_assets.features.config import FeaturesConfig, WindowsConfig
+from diffstock_assets.gates import VERDICT_FILE, blocking_names, require_passed, verdict_frame
 from diffstock_assets.groups import FEATURES
 from diffstock_assets.ingest.assets import BARS_FILE, clean_bars
 from diffstock_assets.metadata import markdown_table
@@ -21,6 +24,7 @@ from diffstock_ml.features import FEATURE_COLUMNS, build_features
 from diffstock_ml.windows import build_day_arrays, save_day_arrays
 
 FEATURES_FILE = "features.parquet"
+WINDOWS_BLOCKING = blocking_names(WINDOWS_CHECKS)
 
 
 @dg.asset(
@@ -38,6 +42,7 @@ def features(
     """Causal per-symbol features of the day and the target ret_30s on the session grid."""
 
     def build_day(key: str) -> DayResult:
+        require_passed(lake, "clean_bars", key, needed_by=f"features {key}")
         bars = lake.read_parquet("clean_bars", key, BARS_FILE)
         frame = build_features(bars.lazy(), config.to_feature_config()).collect()
         uri = lake.write_parquet(frame, "features", key, FEATURES_FILE)
@@ -55,7 +60,7 @@ def features(
             "path": dg.MetadataValue.path(uri),
         }
         low, high = config.min_median_abs_return_bp, config.max_median_abs_return_bp
-        return DayResult(metadata, [target_scale(frame, low, high)])
+        return DayResult(metadata, [target_scale(frame, key, low, high)])
 
     return materialize_days(context, build_day)
 
@@ -75,9 +80,17 @@ def windows(
     """The day's float32 arrays [symbol, second, feature] and the index of valid anchors."""
 
     def build_day(key: str) -> DayResult:
+        require_passed(lake, "clean_bars", key, needed_by=f"windows {key}")
         frame = lake.read_parquet("features", key, FEATURES_FILE)
         arrays = build_day_arrays(frame, key, config.to_window_config())
-        uri = lake.write_folder("windows", key, lambda folder: save_day_arrays(arrays, folder))
+        checks = [anchors_finite(arrays), valid_share(arrays, config.min_valid_share)]
+        verdict = verdict_frame(checks, WINDOWS_BLOCKING)
+
+        def publish(folder: Path) -> None:
+            save_day_arrays(arrays, folder)
+            verdict.write_parquet(folder / VERDICT_FILE)
+
+        uri = lake.write_folder("windows", key, publish)
         per_symbol = pl.DataFrame(
             list(arrays.anchors_per_symbol().items()), schema=["symbol", "anchors"], orient="row"
         )
@@ -90,7 +103,6 @@ def windows(
             "anchors_per_symbol": markdown_table(per_symbol),
             "path": dg.MetadataValue.path(uri),
         }
-        checks = [anchors_finite(arrays), valid_share(arrays, config.min_valid_share)]
         return DayResult(metadata, checks)
 
     return materialize_days(context, build_day)

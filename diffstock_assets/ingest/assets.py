@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 
 from diffstock_assets.day_range import BACKFILL_POLICY, DayResult, materialize_days
+from diffstock_assets.gates import blocking_names, pending_frame, verdict_frame, write_file_verdict
 from diffstock_assets.groups import INGEST
 from diffstock_assets.ingest.checks import CHECK_SPECS, check_results
 from diffstock_assets.ingest.config import CleanBarsConfig
@@ -20,6 +21,7 @@ ASSET = "clean_bars"
 BARS_FILE = "bars.parquet"
 QUARANTINE_FILE = "quarantine.parquet"
 FILES_FILE = "files.parquet"
+BLOCKING = blocking_names(CHECK_SPECS)
 
 
 @dg.asset(
@@ -44,14 +46,17 @@ def clean_bars(
         context.log.info(describe(result))
         _log_problems(context, result.files, result.quarantine, result.ignored)
 
-        lake.write_parquet(result.quarantine, ASSET, key, QUARANTINE_FILE)
-        lake.write_parquet(result.files, ASSET, key, FILES_FILE)
-        uri = lake.write_parquet(result.bars, ASSET, key, BARS_FILE)
         checks = check_results(
             result,
             max_stale_share=config.max_stale_share,
             max_quarantined_share=config.max_quarantined_share,
         )
+        # the verdict goes last: until it is written the day reads as unfinished downstream
+        write_file_verdict(lake, ASSET, key, pending_frame())
+        lake.write_parquet(result.quarantine, ASSET, key, QUARANTINE_FILE)
+        lake.write_parquet(result.files, ASSET, key, FILES_FILE)
+        uri = lake.write_parquet(result.bars, ASSET, key, BARS_FILE)
+        write_file_verdict(lake, ASSET, key, verdict_frame(checks, BLOCKING))
         return DayResult(_metadata(result, day, uri), checks)
 
     return materialize_days(context, build_day)

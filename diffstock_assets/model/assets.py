@@ -10,11 +10,13 @@ import dagster as dg
 import mlflow as mlflow_api  # the tracking API; the `mlflow` argument below is the resource
 
 from diffstock_assets.features.assets import windows
+from diffstock_assets.gates import require_passed
 from diffstock_assets.groups import MODEL
 from diffstock_assets.mlflow_resource import MLflowResource
 from diffstock_assets.model.config import DiffusionModelConfig
 from diffstock_assets.model.pyfunc import log_diffusion_model
 from diffstock_assets.partitions import sessions_ending, trading_days
+from diffstock_assets.registry import register_challenger
 from diffstock_assets.resources import ComputeResource, LakeResource
 from diffstock_ml.batches import Normaliser
 from diffstock_ml.model.bundle import save_bundle
@@ -68,8 +70,10 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
             )
         ],
         pool="gpu",
-        # the newest as-of day retrains once all its windows exist; old days never retrain
-        automation_condition=dg.AutomationCondition.eager(),
+        # the newest as-of day retrains once all its windows exist and passed their blocking
+        # checks (a day that failed one is refused by the asset itself too: `as_of_windows`)
+        automation_condition=dg.AutomationCondition.eager()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed(),
         kinds={"pytorch", "mlflow"},
         code_version="1",
     )
@@ -126,6 +130,13 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
                 )
                 _log_artifacts(Path(scratch), summary, configs, normaliser, checkpoints)
                 info = log_diffusion_model(bundle, config.registered_model_name)
+                register_challenger(
+                    mlflow,
+                    config.registered_model_name,
+                    str(info.registered_model_version),
+                    as_of=key,
+                    test_days=splits.test,
+                )
                 registered = {
                     "mlflow_run_id": run.info.run_id,
                     "registered_model": config.registered_model_name,
@@ -167,9 +178,16 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
 def as_of_windows(
     lake: LakeResource, key: str, profile: Profile
 ) -> tuple[Splits, dict[str, DayArrays]]:
-    """The whole-day splits of the sessions ending at `key` and their (mapped) window arrays."""
+    """The whole-day splits of the sessions ending at `key` and their (mapped) window arrays.
+
+    A `Failure` naming the day when any of them failed a blocking check of `clean_bars` or
+    `windows` (or was never finished).
+    """
     days = sessions_ending(key, profile.days)
     splits = split_days(days, profile.train_days, profile.val_days, profile.test_days)
+    for day in days:
+        for asset in ("clean_bars", "windows"):
+            require_passed(lake, asset, day, needed_by=f"the as-of {key} model")
     return splits, {day: load_day_arrays(lake.local_folder("windows", day)) for day in days}
 
 

@@ -76,3 +76,49 @@ def verdicts(overall: pl.DataFrame, model: str, max_pvalue: float = 0.05) -> lis
             f"bp (skill {1 - mine['crps_bp'] / row['crps_bp']:+.1%}, DM p = {p_text})"
         )
     return lines
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the registry records of a model version that passed the gate."""
+
+    version: str
+    as_of: str  # YYYYMMDD: the last session the model may have seen
+    test_days: tuple[str, ...]
+    crps_bp: float  # on `test_days`
+
+
+@dataclass(frozen=True)
+class ChampionMove:
+    moves: bool
+    reason: str
+
+
+def champion_move(candidate: Standing, champion: Standing | None) -> ChampionMove:
+    """`champion` only moves forward: to a newer as-of day, or to a model that beat the current
+    champion on the same test days. Re-running an old as-of day never demotes it."""
+    if champion is None:
+        return ChampionMove(True, "there is no champion yet")
+    if candidate.version == champion.version:
+        return ChampionMove(False, f"version {candidate.version} already is the champion")
+    if candidate.as_of > champion.as_of:
+        return ChampionMove(
+            True, f"as of {candidate.as_of}, newer than the champion's {champion.as_of}"
+        )
+    if candidate.test_days != champion.test_days:
+        return ChampionMove(
+            False,
+            f"the champion (version {champion.version}) is as of {champion.as_of}, newer than "
+            f"{candidate.as_of}: re-running history never demotes it",
+        )
+    if candidate.crps_bp < champion.crps_bp:
+        return ChampionMove(
+            True,
+            f"CRPS {candidate.crps_bp:.4f} bp beats the champion's {champion.crps_bp:.4f} bp "
+            f"on the same test days",
+        )
+    return ChampionMove(
+        False,
+        f"CRPS {candidate.crps_bp:.4f} bp does not beat the champion's (version "
+        f"{champion.version}) {champion.crps_bp:.4f} bp on the same test days",
+    )

@@ -1,5 +1,6 @@
 """In-process materialisation of `clean_bars` for two days, checks and metadata included."""
 
+import dataclasses
 from pathlib import Path
 
 import dagster as dg
@@ -128,3 +129,62 @@ def test_a_range_stops_at_the_first_missing_day_and_names_it(
     error = result.get_step_failure_events()[0].step_failure_data.error
     assert "clean_bars 20251104" in error.message
     assert "No raw folder for session 20251104" in error.cause.message
+
+
+def test_a_day_that_fails_a_blocking_check_stops_everything_downstream(
+    tmp_path: Path, two_days: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cleaner that emits a duplicated second (a bug, or a corrupt stage) blocks the day: its
+    features and windows are not built in that run, nor by any later run, nor by training."""
+    import diffstock_assets.ingest.assets as ingest_assets
+
+    def clean_with_a_duplicate(*args, **kwargs):
+        result = real_clean_day(*args, **kwargs)
+        bars = pl.concat([result.bars, result.bars.slice(3, 1)]).sort("symbol", "ts")
+        return dataclasses.replace(result, bars=bars)
+
+    real_clean_day = ingest_assets.clean_day
+    defs = _defs(tmp_path, two_days)
+    lake = tmp_path / "data" / "lake"
+    with dg.instance_for_test() as instance:
+        monkeypatch.setattr(ingest_assets, "clean_day", clean_with_a_duplicate)
+        result = defs.resolve_job_def("ingest_job").execute_in_process(
+            partition_key=DAYS[0], instance=instance, raise_on_error=False
+        )
+        monkeypatch.undo()
+        assert not result.success
+        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert not checks["duplicate_symbol_second"].passed
+        assert checks["duplicate_symbol_second"].description == (
+            f"{DAYS[0]}: 1 duplicated rows: AMD 13:30:03 UTC x2"
+        )
+        materialised = {
+            e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
+        }
+        assert materialised == {"clean_bars"}  # kept for inspection; nothing downstream ran
+        assert not (lake / "features").exists() and not (lake / "windows").exists()
+
+        # a later run of the downstream assets alone refuses the day, naming the check
+        later = defs.resolve_implicit_global_asset_job_def().get_subset(
+            asset_selection={dg.AssetKey("features")}
+        )
+        refused = later.execute_in_process(
+            partition_key=DAYS[0], instance=instance, raise_on_error=False
+        )
+    assert not refused.success
+    error = refused.get_step_failure_events()[0].step_failure_data.error
+    assert f"features {DAYS[0]} refuses clean_bars {DAYS[0]}" in error.message
+    assert "duplicate_symbol_second (20251031: 1 duplicated rows" in error.message
+    assert not (lake / "features").exists()
+
+
+def test_a_day_killed_mid_write_reads_as_unfinished(tmp_path: Path) -> None:
+    from diffstock_assets.gates import pending_frame, require_passed, write_file_verdict
+    from diffstock_assets.resources import LakeResource
+
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    with pytest.raises(dg.Failure, match="has no check verdict"):
+        require_passed(lake, "clean_bars", DAYS[0], needed_by="test")
+    write_file_verdict(lake, "clean_bars", DAYS[0], pending_frame())  # what a killed run leaves
+    with pytest.raises(dg.Failure, match=f"refuses clean_bars {DAYS[0]}: its last run did not"):
+        require_passed(lake, "clean_bars", DAYS[0], needed_by="test")

@@ -110,3 +110,44 @@ def test_register_and_alias(resource: MLflowResource) -> None:
 
     assert (first, second) == ("1", "2")
     assert str(resource.client().get_model_version_by_alias("toy", "champion").version) == "1"
+
+
+def test_champion_moves_only_forward_in_a_real_registry(resource: MLflowResource) -> None:
+    """Versions registered as the training asset does; `crown` after each passed gate."""
+    from diffstock_assets.registry import CHALLENGER, CHAMPION, crown, register_challenger
+
+    name = "forward"
+    with resource.start_run("register"):
+        uri = f"models:/{mlflow.create_external_model(name=name).model_id}"
+
+    def new_version(as_of: str, test_days: tuple[str, ...]) -> str:
+        version = resource.register(uri, name)
+        register_challenger(resource, name, version, as_of, test_days)
+        assert str(resource.version_by_alias(name, CHALLENGER).version) == version
+        return version
+
+    def champion() -> str | None:
+        found = resource.version_by_alias(name, CHAMPION)
+        return None if found is None else str(found.version)
+
+    late = ("20251112", "20251113")
+    v1 = new_version("20251113", late)
+    assert champion() is None
+    assert crown(resource, name, v1, 4.60).moves and champion() == v1
+    v2 = new_version("20251112", ("20251111", "20251112"))  # history re-run: better, but older
+    move = crown(resource, name, v2, 4.10)
+    assert not move.moves and "never demotes" in move.reason and champion() == v1
+    v3 = new_version("20251113", late)  # a retrain of the champion's day, worse
+    assert not crown(resource, name, v3, 4.65).moves and champion() == v1
+    v4 = new_version("20251113", late)  # ... and a better one
+    assert crown(resource, name, v4, 4.55).moves and champion() == v4
+    v5 = new_version("20251114", ("20251113", "20251114"))  # a newer day
+    assert crown(resource, name, v5, 4.70).moves and champion() == v5
+    assert resource.model_version(name, v5).tags["test_crps_bp"] == "4.7"
+
+
+def test_an_unset_alias_reads_as_none(resource: MLflowResource) -> None:
+    with resource.start_run("register"):
+        uri = f"models:/{mlflow.create_external_model(name='empty').model_id}"
+    resource.register(uri, "empty")
+    assert resource.version_by_alias("empty", "champion") is None

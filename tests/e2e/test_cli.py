@@ -1,14 +1,17 @@
 """The real CLI a user puts in CI: `dagster asset materialize` with a temporary DAGSTER_HOME."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import dagster as dg
+import mlflow
 import polars as pl
 import pytest
 from conftest import WriteFile, bar_line, utc
+from mlflow import MlflowClient
 
 from diffstock_assets.partitions import trading_days
 
@@ -48,19 +51,23 @@ def test_materialize_a_day_through_the_cli(
 @pytest.mark.e2e
 def test_model_and_report_through_the_cli_gate_ci(tmp_path: Path, tiny_market: Path) -> None:
     """What a user's CI runs: ingest a range of days in one run, then model + forecasts + report
-    for an as-of day.
+    for an as-of day. A model the gate refuses makes the command exit non-zero and `champion`
+    stays unset; one that passes becomes `champion` and the command exits 0.
 
-    The tiny model is not better than EWMA, so the blocking promotion check makes the command
-    exit non-zero — after the report has been written and logged.
+    The tiny model trains for seconds, so the test sets the gate's baseline and thresholds
+    through the run config (as a user can) to get each outcome for certain: first against the
+    oracle (no model beats it), then against the weakest model of the report.
     """
     home = tmp_path / "dagster_home"
     home.mkdir()
+    tracking = f"sqlite:///{tmp_path / 'data' / 'mlflow' / 'mlflow.db'}"
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
         "DIFFSTOCK_DATA": str(tmp_path / "data"),
         "DIFFSTOCK_RAW": str(tiny_market),
         "DIFFSTOCK_PROFILE": "tiny",
+        "MLFLOW_TRACKING_URI": tracking,
     }
     base = [
         sys.executable,
@@ -72,11 +79,19 @@ def test_model_and_report_through_the_cli_gate_ci(tmp_path: Path, tiny_market: P
         "dagster_project.definitions",
     ]
 
-    def materialize(selection: str, *partition: str) -> subprocess.CompletedProcess:
-        command = [*base, "--select", selection, *partition]
+    def materialize(selection: str, *options: str) -> subprocess.CompletedProcess:
+        command = [*base, "--select", selection, *options]
         return subprocess.run(
             command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
         )
+
+    def gate(baseline: str, max_dm_pvalue: float, tolerance: float) -> str:
+        config = {
+            "promotion_baseline": baseline,
+            "promotion_max_dm_pvalue": max_dm_pvalue,
+            "promotion_coverage_tolerance": tolerance,
+        }
+        return json.dumps({"ops": {"evaluation_report": {"config": config}}})
 
     days = ["20251031", "20251103", "20251104"]
     ingest = materialize("clean_bars,features,windows", "--partition-range", "20251031...20251104")
@@ -87,9 +102,42 @@ def test_model_and_report_through_the_cli_gate_ci(tmp_path: Path, tiny_market: P
     assert len(runs) == 1  # the whole range in one run
     assert status == dict.fromkeys(days, dg.AssetPartitionStatus.MATERIALIZED)
 
-    completed = materialize("diffusion_model,forecasts,evaluation_report", "--partition", days[-1])
-    report = tmp_path / "data" / "lake" / "evaluation_report" / "20251104" / "report.md"
-    assert report.exists(), completed.stderr[-3000:]
-    if completed.returncode != 0:  # refused by the gate, and only by it
-        assert "model_not_better_than_baseline" in completed.stderr
-        assert "Not promoted" in report.read_text()
+    # 1. refused: the report is written and logged, the command fails, no champion
+    refused = materialize(
+        "diffusion_model,forecasts,evaluation_report",
+        "--partition",
+        days[-1],
+        "--config-json",
+        gate("oracle", 0.05, 0.03),
+    )
+    lake = tmp_path / "data" / "lake"
+    report = lake / "evaluation_report" / days[-1] / "report.md"
+    assert report.exists(), refused.stderr[-3000:]
+    assert refused.returncode != 0
+    assert "model_not_better_than_baseline" in refused.stderr
+    assert "Not promoted" in report.read_text()
+    summary = json.loads((lake / "diffusion_model" / days[-1] / "summary.json").read_text())
+    registry = MlflowClient(tracking)
+    name, version = summary["registered_model"], summary["registered_version"]
+    aliases = registry.get_registered_model(name).aliases
+    assert {alias: str(v) for alias, v in aliases.items()} == {"challenger": version}
+    tags = registry.get_model_version(name, version).tags
+    assert tags["as_of"] == days[-1] and tags["test_days"] == ",".join(summary["splits"]["test"])
+
+    # 2. passes: the same model against the weakest model of its report
+    overall = pl.read_csv(lake / "evaluation_report" / days[-1] / "overall.csv")
+    crps = dict(zip(overall["model"], overall["crps_bp"], strict=True))
+    weakest = max(crps, key=crps.get)
+    assert weakest != "diffusion", overall
+    passed = materialize(
+        "evaluation_report", "--partition", days[-1], "--config-json", gate(weakest, 1.0, 1.0)
+    )
+    assert passed.returncode == 0, passed.stderr[-3000:]
+    aliases = registry.get_registered_model(name).aliases
+    assert {alias: str(v) for alias, v in aliases.items()} == {
+        "challenger": version,
+        "champion": version,
+    }
+    assert "becomes champion: there is no champion yet" in report.read_text()
+    champion = mlflow.pyfunc.load_model(f"models:/{name}@champion")  # what the README serves
+    assert champion.metadata.run_id == summary["mlflow_run_id"]

@@ -74,7 +74,21 @@ def test_a_day_whose_partition_has_not_opened_waits(write_file: WriteFile, raw_r
     assert _evaluate(raw_root).run_requests == []
 
 
-def test_the_newest_model_retrains_once_its_windows_exist_and_history_does_not(
+def _windows_built(instance: dg.DagsterInstance, day: str, *, passed: bool = True) -> None:
+    """What an ingest run of `day` records: the windows and their blocking check."""
+    instance.report_runless_asset_event(dg.AssetMaterialization("windows", partition=day))
+    instance.report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("windows"),
+            check_name="nonfinite_feature_at_anchor",
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=f"{day}: ...",
+        )
+    )
+
+
+def test_the_newest_model_retrains_once_its_windows_exist_and_passed_their_checks(
     tmp_path: Path,
 ) -> None:
     from dagster_project.definitions import build_definitions
@@ -86,21 +100,18 @@ def test_the_newest_model_retrains_once_its_windows_exist_and_history_does_not(
     evening = dt.datetime(2025, 11, 5, 20, 0, tzinfo=dt.UTC)  # after 20251104 closed... and ended
     with dg.instance_for_test() as instance:
         for day in ("20251031", "20251103"):
-            instance.report_runless_asset_event(dg.AssetMaterialization("windows", partition=day))
+            _windows_built(instance, day)
         first = dg.evaluate_automation_conditions(defs, instance, evaluation_time=evening)
         assert first.get_requested_partitions(model) == set()  # 20251104 windows missing
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization("windows", partition="20251104")
-        )
+
+        _windows_built(instance, "20251104", passed=False)  # a NaN at an anchor: blocked
         second = dg.evaluate_automation_conditions(
             defs, instance, evaluation_time=evening, cursor=first.cursor
         )
-        assert second.get_requested_partitions(model) == {"20251104"}
-        # re-materialising an old day's windows does not retrain an old as-of day
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization("windows", partition="20251031")
-        )
+        assert second.get_requested_partitions(model) == set()
+
+        _windows_built(instance, "20251104")  # fixed and rebuilt
         third = dg.evaluate_automation_conditions(
             defs, instance, evaluation_time=evening, cursor=second.cursor
         )
-        assert not third.get_requested_partitions(model) - {"20251104"}
+        assert third.get_requested_partitions(model) == {"20251104"}
