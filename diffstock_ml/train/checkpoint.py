@@ -1,4 +1,9 @@
-"""Training checkpoints: everything needed to resume exactly, written atomically."""
+"""Training checkpoints: everything needed to resume exactly, written atomically.
+
+`latest.pt` holds the model, EMA (with its update count), optimizer, LR schedule, each rank's
+random state (`random_state`), the data position (epoch, batch in epoch) and the early-stopping
+state; `best.pt` the EMA weights of the best validation.
+"""
 
 from __future__ import annotations
 
@@ -36,3 +41,30 @@ def discard_partial(folder: Path) -> list[Path]:
     for path in partial:
         path.unlink(missing_ok=True)
     return partial
+
+
+def random_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """This process's random state: the training `generator` (noise, dequantisation) and
+    torch's global generators, which dropout draws from: the CPU one, and the one of the
+    generator's accelerator ("cuda" or "mps") when it is on one."""
+    state = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+    if generator.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(generator.device)
+    elif generator.device.type == "mps":
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def set_random_state(state: dict[str, torch.Tensor], generator: torch.Generator) -> bool:
+    """Restore what `random_state` saved; False, restoring nothing, when it was saved with the
+    generator on another kind of device."""
+    accelerator = set(state) - {"generator", "torch"}
+    if accelerator != ({generator.device.type} - {"cpu"}):
+        return False
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], generator.device)
+    elif "mps" in state:
+        torch.mps.set_rng_state(state["mps"])
+    return True

@@ -2,9 +2,10 @@
 
 AdamW with linear warm-up and cosine decay, gradient accumulation and clipping, K noise levels
 per encoded window, EMA weights, bf16 autocast on CUDA, optional `torch.compile`, checkpoints
-every M steps and on exit (resumed automatically, mid-epoch included), and early stopping on
-the validation CRPS of the EMA model. Progress goes to a callback; nothing here prints.
-Under `torchrun` each rank trains on its shard of the anchors through DistributedDataParallel.
+every M steps and on exit (resumed exactly: random state and mid-epoch position included), and
+early stopping on the validation CRPS of the EMA model. Progress goes to a callback; nothing
+here prints. Under `torchrun` each rank trains on its shard of the anchors through
+DistributedDataParallel.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ from diffstock_ml.batches import Normaliser, WindowLoader
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.model.diffusion import DiffusionForecaster
 from diffstock_ml.model.forecast import dequantise, grid_in_target_units, to_model_target
-from diffstock_ml.train.checkpoint import BEST, discard_partial, load_checkpoint, save_checkpoint
+from diffstock_ml.train.checkpoint import (
+    BEST,
+    LATEST,
+    discard_partial,
+    load_checkpoint,
+    random_state,
+    save_checkpoint,
+    set_random_state,
+)
 from diffstock_ml.train.config import TrainConfig
 from diffstock_ml.train.ema import exponential_moving_average
 from diffstock_ml.train.validate import fixed_subset, validate
@@ -144,7 +153,6 @@ def train(
         ema.load_state_dict(saved["ema"])
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
-        generator.set_state(saved["generator"])
         state = _State(**saved["state"])
         state.history = [EvalMetrics(**h) for h in state.history]
         callback.on_message(f"resumed from step {state.step} (epoch {state.epoch})")
@@ -152,7 +160,14 @@ def train(
     network = _wrap(model, config, device, world)
     autocast = _autocast(config, device)
 
-    def checkpoint() -> None:
+    def checkpoint(every_rank: bool = True) -> None:
+        """Rank 0 writes `latest.pt`; with `every_rank` all ranks call this and send it their
+        random states (otherwise it holds rank 0's only)."""
+        random = {rank: random_state(generator)}
+        if world > 1 and every_rank:
+            gathered = [None] * world if rank == 0 else None
+            torch.distributed.gather_object(random[rank], gathered, dst=0)
+            random = dict(enumerate(gathered)) if rank == 0 else random
         if rank == 0:
             save_checkpoint(
                 {
@@ -160,7 +175,7 @@ def train(
                     "ema": ema.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(),
-                    "generator": generator.get_state(),
+                    "random": random,
                     "state": state.to_dict(),
                     "model_config": dataclasses.asdict(model_config),
                     "train_config": dataclasses.asdict(config),
@@ -169,11 +184,19 @@ def train(
                 checkpoint_dir,
             )
 
+    # restored last, so that nothing draws from the global generators before the first step
+    if saved is not None and not _restore_random(saved, rank, generator):
+        callback.on_message(
+            f"{checkpoint_dir / LATEST} holds no random state for rank {rank} on "
+            f"{device.type}: the resumed run is not bit-exact"
+        )
     batches = train_loader.iterate(state.epoch, state.batch_in_epoch)
     tick = loop_start = time.perf_counter()
     eval_s = 0.0
+    settled = True  # between two steps: a checkpoint written now resumes exactly
     try:
         while state.step < config.max_steps and not state.stopped_early:
+            settled = False
             optimizer.zero_grad(set_to_none=True)
             loss_sum = 0.0
             for _ in range(config.grad_accumulation):
@@ -224,8 +247,15 @@ def train(
                 eval_s += tick - eval_start
             if state.step % config.checkpoint_every == 0:
                 checkpoint()
-    finally:
-        checkpoint()  # on exit too: an interrupted run resumes from here
+            settled = True
+    except BaseException:
+        # An interrupted run resumes from here, unless it stopped mid-step (half an optimizer
+        # step, a validation without its result): then from the last periodic checkpoint.
+        # The other ranks may never get here, so rank 0 saves its own random state only.
+        if settled:
+            checkpoint(every_rank=False)
+        raise
+    checkpoint()  # on exit too
     training_s = time.perf_counter() - loop_start - eval_s
     trained = (state.step - resumed_from) * config.grad_accumulation * config.batch_size * world
 
@@ -251,6 +281,17 @@ def train(
         best_state=best["ema_model"],
         windows_per_s=trained / training_s if training_s > 0 else float("nan"),
     )
+
+
+def _restore_random(saved: dict, rank: int, generator: torch.Generator) -> bool:
+    """This rank's random state from `saved`; False when it has none for this rank and device
+    (written before it held one, on an error under DDP, or on another device)."""
+    mine = saved.get("random", {}).get(rank)
+    if mine is not None:
+        return set_random_state(mine, generator)
+    if "generator" in saved and rank == 0:  # older checkpoints: the training generator only
+        generator.set_state(saved["generator"])
+    return False
 
 
 @dataclass

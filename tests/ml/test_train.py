@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import torch
 
 from diffstock_ml.splits import fit_normaliser, split_days
 from diffstock_ml.train import TrainConfig, lr_factor, train
-from diffstock_ml.train.checkpoint import BEST, LATEST, load_checkpoint
+from diffstock_ml.train.checkpoint import BEST, LATEST, load_checkpoint, save_checkpoint
 from diffstock_ml.train.profiles import PROFILES
 from diffstock_ml.windows import load_day_arrays
 
@@ -70,38 +71,120 @@ def test_short_training_reports_progress_and_keeps_the_best(tiny_windows, tmp_pa
     assert load_checkpoint(tmp_path)["state"]["step"] == config.max_steps
 
 
-@pytest.mark.e2e
-def test_a_killed_training_resumes_from_its_checkpoint(tiny_windows, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    command = [sys.executable, "-m", "diffstock_ml.train", "--windows", *map(str, tiny_windows)]
-    command += ["--split", "1", "1", "1", "--out", str(out), "--profile", "tiny"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    first = subprocess.Popen([*command, "--max-steps", "400"], cwd=ROOT, env=env)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # wait for a checkpoint past step 10, then kill -9
-        saved = load_checkpoint(out) if (out / LATEST).exists() else None
-        if saved is not None and saved["state"]["step"] >= 20:
-            break
-        time.sleep(0.5)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    killed_at = load_checkpoint(out)["state"]["step"]
-    assert 20 <= killed_at < 400
-    # a kill mid-save leaves at most a temporary file; the final checkpoint above loaded intact
+def test_a_checkpoint_without_random_state_resumes_and_says_so(
+    tiny_windows, tmp_path: Path
+) -> None:
+    """Checkpoints written before the random state was saved hold the training generator only."""
+    arrays = {f.name: load_day_arrays(f) for f in tiny_windows}
+    splits = split_days(list(arrays), 1, 1, 1)
+    model_config, config = PROFILES["tiny"].model, PROFILES["tiny"].train
+    days = ([arrays[d] for d in splits.train], [arrays[d] for d in splits.val])
+    normaliser = fit_normaliser(arrays, splits)
+    cpu = torch.device("cpu")
+    train(model_config, replace(config, max_steps=10), *days, normaliser, tmp_path, cpu)
+    old = load_checkpoint(tmp_path)
+    old["generator"] = old.pop("random")[0]["generator"]
+    save_checkpoint(old, tmp_path)
 
-    second = subprocess.run(
-        [*command, "--max-steps", str(killed_at + 20)],
+    recorder = Recorder()
+    result = train(
+        model_config, replace(config, max_steps=20), *days, normaliser, tmp_path, cpu, recorder
+    )
+    assert result.resumed_from == 10 and result.steps == 20
+    assert any("no random state for rank 0 on cpu" in m for m in recorder.messages)
+    assert set(load_checkpoint(tmp_path)["random"]) == {0}
+
+
+class InterruptAt(Recorder):
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    def on_step(self, metrics) -> None:
+        if metrics.step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupt_mid_step_keeps_the_last_periodic_checkpoint(
+    tiny_windows, tmp_path: Path
+) -> None:
+    """Ctrl-C between a step and its validation: a checkpoint there would resume without that
+    validation, so the exit checkpoint is skipped and the run resumes from step 10."""
+    arrays = {f.name: load_day_arrays(f) for f in tiny_windows}
+    splits = split_days(list(arrays), 1, 1, 1)
+    model_config, config = PROFILES["tiny"].model, PROFILES["tiny"].train
+    days = ([arrays[d] for d in splits.train], [arrays[d] for d in splits.val])
+    normaliser = fit_normaliser(arrays, splits)
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            model_config, config, *days, normaliser, tmp_path, torch.device("cpu"), InterruptAt(20)
+        )
+    assert load_checkpoint(tmp_path)["state"]["step"] == 10
+
+
+@pytest.mark.e2e
+def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tiny_windows, tmp_path: Path) -> None:
+    """kill -9 after a mid-epoch checkpoint, resume with the same arguments: on the CPU the
+    final and best checkpoints equal, bit for bit, those of a run that never stopped."""
+    steps, config = 40, PROFILES["tiny"].train
+    command = [sys.executable, "-m", "diffstock_ml.train", "--windows", *map(str, tiny_windows)]
+    command += ["--split", "1", "1", "1", "--profile", "tiny", "--device", "cpu"]
+    command += ["--max-steps", str(steps)]
+    # one thread in every run: the thread count changes how CPU float reductions are summed
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    uninterrupted = subprocess.Popen([*command, "--out", str(straight)], cwd=ROOT, env=env)
+    victim = subprocess.Popen([*command, "--out", str(killed)], cwd=ROOT, env=env)
+    deadline = time.monotonic() + 300
+    while not (killed / LATEST).exists() and victim.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.01)  # kill -9 as soon as the first periodic checkpoint is there
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert uninterrupted.wait(timeout=300) == 0
+
+    saved = load_checkpoint(killed)["state"]
+    per_epoch = len(load_day_arrays(tiny_windows[0]).anchors) // config.batch_size
+    assert 0 < saved["step"] < steps and saved["step"] % config.checkpoint_every == 0
+    assert saved["epoch"] == 0 and 0 < saved["batch_in_epoch"] < per_epoch  # mid-epoch
+    resumed = subprocess.run(
+        [*command, "--out", str(killed)],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert f"resumed from step {killed_at}" in second.stdout
-    assert not list(out.glob(".*.tmp"))  # partial files of the killed run were discarded
-    summary = json.loads((out / "result.json").read_text())
-    assert summary["resumed_from"] == killed_at and summary["steps"] == killed_at + 20
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from step {saved['step']}" in resumed.stdout
+    assert "not bit-exact" not in resumed.stdout
+    assert not list(killed.glob(".*.tmp"))  # partial files of the killed run were discarded
+    summary = json.loads((killed / "result.json").read_text())
+    assert summary["resumed_from"] == saved["step"] and summary["steps"] == steps
+
+    expected, actual = load_checkpoint(straight), load_checkpoint(killed)
+    assert {"model", "ema", "optimizer", "schedule", "random", "state"} <= set(actual)
+    assert actual["ema"]["n_averaged"] == steps
+    assert {"exp_avg", "exp_avg_sq", "step"} <= set(actual["optimizer"]["state"][0])
+    _assert_identical(expected, actual, "latest.pt")  # weights, EMA, Adam, RNG, data position
+    _assert_identical(load_checkpoint(straight, BEST), load_checkpoint(killed, BEST), "best.pt")
+
+
+def _assert_identical(expected, actual, where: str) -> None:
+    """Equal nested checkpoints: tensors bit for bit (`torch.equal`), everything else by `==`."""
+    if isinstance(expected, torch.Tensor):
+        assert isinstance(actual, torch.Tensor) and expected.dtype == actual.dtype, where
+        assert torch.equal(expected, actual), f"{where} differs"
+    elif isinstance(expected, dict):
+        assert expected.keys() == actual.keys(), f"{where}: keys {set(expected) ^ set(actual)}"
+        for key in expected:
+            _assert_identical(expected[key], actual[key], f"{where}[{key!r}]")
+    elif isinstance(expected, list | tuple):
+        assert len(expected) == len(actual), f"{where}: lengths differ"
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            _assert_identical(e, a, f"{where}[{i}]")
+    else:
+        assert expected == actual, f"{where}: {expected!r} != {actual!r}"
 
 
 @pytest.mark.e2e
@@ -119,6 +202,7 @@ def test_torchrun_trains_with_two_data_parallel_ranks(tiny_windows, tmp_path: Pa
     summary = json.loads((tmp_path / "result.json").read_text())
     assert summary["steps"] == 20
     assert load_checkpoint(tmp_path)["state"]["step"] == 20
+    assert set(load_checkpoint(tmp_path)["random"]) == {0, 1}  # each rank's random state
 
 
 def _free_port() -> int:
