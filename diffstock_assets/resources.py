@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import uuid
@@ -14,6 +15,11 @@ import polars as pl
 
 from diffstock_ml.calendar import day_key
 from diffstock_ml.ingest import list_raw_days
+
+# On object stores `<asset>/<day>.current` holds {"folder": ..., "version": ...} as JSON.
+POINTER_SUFFIX = ".current"
+UNVERSIONED = "unversioned"  # cache name of an object-store folder published without a pointer
+READ_ATTEMPTS = 3
 
 
 class RawDataResource(dg.ConfigurableResource):
@@ -44,7 +50,8 @@ class LakeResource(dg.ConfigurableResource):
     """The lake: `<root>/<asset>/<YYYYMMDD>/<name>`, local or any fsspec URL (`s3://`, `memory://`).
 
     Every write goes to a temporary name next to the target and is renamed into place, so a
-    killed run never leaves a half-written file under the final name.
+    killed run never leaves a half-written file under the final name, and a reader always finds
+    a complete published folder, the old one or the new one (see `write_folder`).
     """
 
     root: str
@@ -58,7 +65,8 @@ class LakeResource(dg.ConfigurableResource):
 
     def exists(self, asset: str, partition: str, name: str) -> bool:
         fs, root = self._fs()
-        return fs.exists(f"{root}/{asset}/{partition}/{name}")
+        folder, _ = _published(fs, f"{root}/{asset}", partition)
+        return fs.exists(f"{folder}/{name}")
 
     def write_parquet(self, frame: pl.DataFrame, asset: str, partition: str, name: str) -> str:
         """Write `frame` atomically; returns the final URI."""
@@ -78,7 +86,8 @@ class LakeResource(dg.ConfigurableResource):
 
     def read_parquet(self, asset: str, partition: str, name: str) -> pl.DataFrame:
         fs, root = self._fs()
-        path = f"{root}/{asset}/{partition}/{name}"
+        folder, _ = _published(fs, f"{root}/{asset}", partition)
+        path = f"{folder}/{name}"
         if not fs.exists(path):
             raise dg.Failure(
                 description=f"{self.uri(asset, partition, name)} is missing: materialise "
@@ -90,49 +99,54 @@ class LakeResource(dg.ConfigurableResource):
     def write_folder(self, asset: str, partition: str, write: Callable[[Path], None]) -> str:
         """Publish a folder of files (`write` fills a local temporary folder) atomically.
 
-        On a local lake the finished folder replaces the old one by renames; on an object store
-        it is uploaded under a temporary name and then moved into place.
+        Readers find the old folder or the new one, complete, even when the publish dies between
+        any two filesystem calls. On a local lake the new folder replaces the old by two renames;
+        between them readers fall back to the old one (`<day>.<id>.old`). On an object store,
+        where only a single object write is atomic, the pointer object `<day>.current` names the
+        folder readers use and its version: the upload `<day>.<version>.tmp` first, then `<day>`
+        again once that holds a copy of the upload. One publisher per day at a time (Dagster runs
+        one materialisation per partition).
         """
         fs, root = self._fs()
-        final = f"{root}/{asset}/{partition}"
-        fs.makedirs(f"{root}/{asset}", exist_ok=True)
+        parent = f"{root}/{asset}"
+        fs.makedirs(parent, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f"{asset}-{partition}-") as scratch:
             write(Path(scratch))
-            if self._is_local():
-                staged = Path(f"{final}.{uuid.uuid4().hex}.tmp")
-                shutil.copytree(scratch, staged)
-                retired = Path(f"{final}.{uuid.uuid4().hex}.old")
-                if Path(final).exists():
-                    Path(final).rename(retired)
-                staged.rename(final)
-                shutil.rmtree(retired, ignore_errors=True)
+            if _is_local(fs):
+                _publish_local(Path(parent), partition, Path(scratch))
             else:
-                staged = f"{final}.{uuid.uuid4().hex}.tmp"
-                fs.put(scratch, staged, recursive=True)
-                if fs.exists(final):
-                    fs.rm(final, recursive=True)
-                fs.mv(staged, final, recursive=True)
+                _publish_remote(fs, parent, partition, scratch)
         return f"{self.root.rstrip('/')}/{asset}/{partition}"
 
     def local_folder(self, asset: str, partition: str, cache: Path | None = None) -> Path:
-        """A local path to read a published folder from (downloaded first on object stores)."""
-        fs, root = self._fs()
-        remote = f"{root}/{asset}/{partition}"
-        if not fs.exists(remote):
-            raise dg.Failure(
-                description=f"{self.root.rstrip('/')}/{asset}/{partition} is missing: "
-                f"materialise {asset} for partition {partition} first."
-            )
-        if self._is_local():
-            return Path(remote)
-        target = (cache or Path(tempfile.gettempdir()) / "diffstock-lake-cache") / asset / partition
-        if not target.exists():
-            fs.get(remote, str(target), recursive=True)
-        return target
+        """A local path to read a published folder from (downloaded first on object stores).
 
-    def _is_local(self) -> bool:
-        fs, _ = self._fs()
-        return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+        Downloads are cached per published version: a republished day is downloaded afresh.
+        """
+        fs, root = self._fs()
+        parent = f"{root}/{asset}"
+        cache = (cache or Path(tempfile.gettempdir()) / "diffstock-lake-cache") / asset / partition
+        for _ in range(READ_ATTEMPTS):
+            folder, version = _published(fs, parent, partition)
+            if not fs.exists(folder):
+                raise dg.Failure(
+                    description=f"{self.root.rstrip('/')}/{asset}/{partition} is missing: "
+                    f"materialise {asset} for partition {partition} first."
+                )
+            if _is_local(fs):
+                return Path(folder)
+            target = cache / (version or UNVERSIONED)
+            if version is not None and target.exists():
+                return target
+            if (local := _download(fs, folder, target)) is not None:
+                # A publish that started meanwhile may have mixed versions: check and retry.
+                if _published(fs, parent, partition) == (folder, version):
+                    return _install(local, target, replace=version is None)
+                shutil.rmtree(local, ignore_errors=True)
+        raise dg.Failure(
+            description=f"{self.root.rstrip('/')}/{asset}/{partition} was republished during "
+            f"each of {READ_ATTEMPTS} downloads; run again when its publish has finished."
+        )
 
 
 class ComputeResource(dg.ConfigurableResource):
@@ -151,3 +165,82 @@ class ComputeResource(dg.ConfigurableResource):
         folder = Path(self.scratch_root, *parts)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+
+# --- folder publishing ----------------------------------------------------------------------
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def _published(
+    fs: fsspec.AbstractFileSystem, parent: str, partition: str
+) -> tuple[str, str | None]:
+    """The complete folder readers use for a day, and its version (None where unversioned)."""
+    final = f"{parent}/{partition}"
+    if _is_local(fs):
+        if Path(final).exists():
+            return final, None
+        retired = sorted(Path(parent).glob(f"{partition}.*.old"))  # a publish died mid-swap
+        return (str(retired[0]) if retired else final), None
+    try:
+        pointer = json.loads(fs.cat_file(f"{final}{POINTER_SUFFIX}"))
+    except FileNotFoundError:
+        return final, None  # never published, or published before pointers existed
+    return f"{parent}/{pointer['folder']}", pointer["version"]
+
+
+def _publish_local(parent: Path, partition: str, scratch: Path) -> None:
+    final = parent / partition
+    staged = parent / f"{partition}.{uuid.uuid4().hex}.tmp"
+    shutil.copytree(scratch, staged)
+    if final.exists():
+        final.rename(parent / f"{partition}.{uuid.uuid4().hex}.old")
+    staged.rename(final)
+    # What this publish retired, and what killed publishes left behind.
+    for leftover in [*parent.glob(f"{partition}.*.old"), *parent.glob(f"{partition}.*.tmp")]:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _publish_remote(
+    fs: fsspec.AbstractFileSystem, parent: str, partition: str, scratch: str
+) -> None:
+    version = uuid.uuid4().hex
+    final, staged = f"{parent}/{partition}", f"{partition}.{version}.tmp"
+    pointer = f"{final}{POINTER_SUFFIX}"
+    # 1. Upload under a name no reader uses.
+    fs.put(scratch, f"{parent}/{staged}", recursive=True)
+    # 2. Readers move to the upload: one object write, atomic on object stores.
+    fs.pipe_file(pointer, json.dumps({"folder": staged, "version": version}).encode())
+    # 3. Refill `<day>` while no reader looks at it, then move readers back to it.
+    if fs.exists(final):
+        fs.rm(final, recursive=True)
+    fs.copy(f"{parent}/{staged}", final, recursive=True)
+    fs.pipe_file(pointer, json.dumps({"folder": partition, "version": version}).encode())
+    # 4. No reader uses an upload any more: this one, or what killed publishes left behind.
+    for leftover in fs.glob(f"{final}.*.tmp"):
+        fs.rm(leftover, recursive=True)
+
+
+def _download(fs: fsspec.AbstractFileSystem, folder: str, target: Path) -> Path | None:
+    """`folder` downloaded next to `target`; None when it vanished during the download."""
+    local = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    local.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fs.get(folder, str(local), recursive=True)
+    except FileNotFoundError:
+        shutil.rmtree(local, ignore_errors=True)
+        return None
+    return local
+
+
+def _install(local: Path, target: Path, replace: bool) -> Path:
+    """Rename a finished download to `target` (a reader that got there first wins)."""
+    if replace:
+        shutil.rmtree(target, ignore_errors=True)
+    try:
+        local.rename(target)
+    except OSError:
+        shutil.rmtree(local, ignore_errors=True)
+    return target

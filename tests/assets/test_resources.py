@@ -1,6 +1,9 @@
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+import fsspec
 import polars as pl
 import pytest
 
@@ -83,3 +86,170 @@ def test_folders_on_an_fsspec_url_are_downloaded_for_reading(tmp_path: Path) -> 
     lake.write_folder("windows", "20251103", lambda f: (f / "x.npy").write_bytes(b"data"))
     local = lake.local_folder("windows", "20251103", cache=tmp_path)
     assert (local / "x.npy").read_bytes() == b"data"
+
+
+# --- publishing a folder never leaves a day without one -------------------------------------
+
+Files = dict[str, bytes]
+DAY = "20251103"
+OLD: Files = {"x.npy": b"old x", "meta/summary.json": b"old summary"}
+NEW: Files = {"x.npy": b"new x", "y.npy": b"new y"}
+NEWER: Files = {"x.npy": b"newer x"}
+
+
+class _Killed(BaseException):
+    """The process dies here (a BaseException: nothing on the way may swallow it)."""
+
+
+def _writer(files: Files) -> Callable[[Path], None]:
+    def write(folder: Path) -> None:
+        for name, data in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+
+    return write
+
+
+def _contents(folder: Path) -> Files:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def _read(lake: LakeResource, cache: Path) -> Files:
+    assert lake.exists("windows", DAY, "x.npy")
+    return _contents(lake.local_folder("windows", DAY, cache=cache))
+
+
+def _memory_lake() -> LakeResource:
+    return LakeResource(root=f"memory://diffstock-test-{uuid.uuid4().hex}")
+
+
+def _before_every_write(monkeypatch: pytest.MonkeyPatch, before: Callable[[], None]) -> None:
+    """Call `before` ahead of each file write, copy or delete on the memory filesystem."""
+    fs = fsspec.filesystem("memory")
+    busy = False
+
+    def wrap(name: str) -> None:
+        original = getattr(fs, name)
+
+        def wrapper(path, *args, **kwargs):
+            nonlocal busy
+            mode = kwargs.get("mode", args[0] if args else "rb")
+            if not busy and (name != "open" or mode[0] in "wax"):
+                busy = True  # what `before` reads is not a write of the publish
+                try:
+                    before()
+                finally:
+                    busy = False
+            return original(path, *args, **kwargs)
+
+        monkeypatch.setattr(fs, name, wrapper)
+
+    for name in ("open", "cp_file", "rm_file", "rmdir"):
+        wrap(name)
+
+
+def _dies_after(writes: int) -> Callable[[], None]:
+    calls = 0
+
+    def dies() -> None:
+        nonlocal calls
+        calls += 1
+        if calls > writes:
+            raise _Killed
+
+    return dies
+
+
+def test_an_object_store_reader_sees_a_whole_folder_at_every_step_of_a_publish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = _memory_lake()
+    lake.write_folder("windows", DAY, _writer(OLD))
+    seen: list[Files] = []
+    _before_every_write(monkeypatch, lambda: seen.append(_read(lake, tmp_path)))
+    lake.write_folder("windows", DAY, _writer(NEW))
+    monkeypatch.undo()
+    seen.append(_read(lake, tmp_path))
+    assert all(s in (OLD, NEW) for s in seen), seen
+    switch = seen.index(NEW)
+    assert switch > 0 and seen[switch:] == [NEW] * (len(seen) - switch), "went back to old"
+
+
+def test_an_object_store_publish_killed_at_any_write_leaves_a_whole_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes = 0
+
+    def count() -> None:
+        nonlocal writes
+        writes += 1
+
+    with monkeypatch.context() as patch:
+        _before_every_write(patch, count)
+        _memory_lake().write_folder("windows", DAY, _writer(NEW))
+    assert writes > 5
+
+    outcomes = set()
+    for kill_at in range(writes):
+        lake = _memory_lake()
+        lake.write_folder("windows", DAY, _writer(OLD))
+        cache = tmp_path / str(kill_at)
+        assert _read(lake, cache) == OLD
+        with monkeypatch.context() as patch, pytest.raises(_Killed):
+            _before_every_write(patch, _dies_after(kill_at))
+            lake.write_folder("windows", DAY, _writer(NEW))
+        after = _read(lake, cache)
+        assert after in (OLD, NEW), f"killed before write {kill_at}: {after}"
+        outcomes.add("new" if after == NEW else "old")
+
+        # the next publish succeeds and clears what the killed one left
+        lake.write_folder("windows", DAY, _writer(NEWER))
+        assert _read(lake, cache) == NEWER
+        fs, root = fsspec.core.url_to_fs(lake.root)
+        listing = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"{root}/windows", detail=False))
+        assert listing == [DAY, f"{DAY}.current"], f"killed before write {kill_at}"
+        fs.rm(root, recursive=True)
+    assert outcomes == {"old", "new"}
+
+
+def test_the_object_store_cache_never_serves_a_replaced_folder(tmp_path: Path) -> None:
+    lake = _memory_lake()
+    lake.write_folder("windows", DAY, _writer(OLD))
+    assert _read(lake, tmp_path) == OLD
+    lake.write_folder("windows", DAY, _writer(NEW))
+    assert _read(lake, tmp_path) == NEW
+    assert _read(lake, tmp_path) == NEW  # served from the cache now
+
+    # a folder published before versions existed (no pointer) is downloaded on every read
+    fs, root = fsspec.core.url_to_fs(lake.root)
+    fs.pipe_file(f"{root}/legacy/{DAY}/x.npy", b"first")
+    assert (lake.local_folder("legacy", DAY, cache=tmp_path) / "x.npy").read_bytes() == b"first"
+    fs.pipe_file(f"{root}/legacy/{DAY}/x.npy", b"second")
+    assert (lake.local_folder("legacy", DAY, cache=tmp_path) / "x.npy").read_bytes() == b"second"
+
+
+def test_a_local_publish_killed_between_its_renames_leaves_the_old_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    lake.write_folder("windows", DAY, _writer(OLD))
+    rename = Path.rename
+
+    def first_rename_only(self: Path, target: Path) -> Path:
+        monkeypatch.setattr(Path, "rename", _dies)
+        return rename(self, target)
+
+    def _dies(*_: object) -> None:
+        raise _Killed
+
+    monkeypatch.setattr(Path, "rename", first_rename_only)
+    with pytest.raises(_Killed):
+        lake.write_folder("windows", DAY, _writer(NEW))
+    monkeypatch.undo()
+    assert not (tmp_path / "lake" / "windows" / DAY).exists()  # killed mid-swap
+    assert _read(lake, tmp_path / "cache") == OLD
+    lake.write_folder("windows", DAY, _writer(NEWER))
+    assert _read(lake, tmp_path / "cache") == NEWER
+    assert [p.name for p in (tmp_path / "lake" / "windows").iterdir()] == [DAY]

@@ -24,7 +24,8 @@ from conftest import WriteFile, bar_line, utc
 from diffstock_assets.groups import EVALUATION, FEATURES, INGEST, MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's chromium; DIFFSTOCK_CHROMIUM points the test at another binary.
+CHROMIUM = Path(os.environ.get("DIFFSTOCK_CHROMIUM") or "/usr/bin/chromium")
 SCREENSHOTS = ROOT / "artifacts" / "ui"
 DAY = "20251103"
 JOB = "ingest_job"
@@ -253,15 +254,30 @@ def _launch_and_wait(server: Server) -> str:
     return run_id
 
 
-@pytest.fixture
-def browser_ready() -> None:
-    """Skip (before starting any server) when the headless browser is not installed."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+def _in_ci() -> bool:
+    """Whether CI is set to a true value (`.ci/run` exports CI=1, as most CI services do)."""
+    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no", "off"}
+
+
+def _missing_browser() -> str | None:
+    """What the headless browser test lacks and how to install it; None when nothing."""
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError as error:
-        pytest.skip(f"playwright is not importable ({error}): pip install playwright")
+        return f"playwright is not importable ({error}): pip install playwright"
+    return None
+
+
+@pytest.fixture
+def browser_ready() -> None:
+    """Before starting any server: fail in CI, skip elsewhere, when the browser is missing."""
+    if (missing := _missing_browser()) is None:
+        return
+    if _in_ci():
+        pytest.fail(f"CI is set, so the UI test cannot skip: {missing}", pytrace=False)
+    pytest.skip(missing)
 
 
 def _screenshot(page: Any, name: str, tmp_path: Path) -> Path:

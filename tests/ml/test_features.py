@@ -16,7 +16,9 @@ from diffstock_ml.config import FeatureConfig
 from diffstock_ml.features import (
     FEATURE_COLUMNS,
     FEATURES_SCHEMA,
+    MA_WINDOWS_S,
     RETURN_HORIZONS_S,
+    VOLATILITY_WINDOWS_S,
     build_features,
     feature_table,
 )
@@ -27,6 +29,8 @@ DAY = dt.date(2025, 11, 3)  # first session after the clock change: opens 14:30 
 DAY_OPEN, DAY_CLOSE = session_bounds(DAY)
 HALF_DAY = dt.date(2025, 11, 28)  # closes 13:00 New York: 12,600 s
 SECONDS = 400
+# The reference test runs past every feature's longest window (900 s) by a good margin.
+REFERENCE_SECONDS = 1_500
 SYMBOLS = ("AMD", "IBM")
 QUIET_START = {"IBM": 17}  # IBM has no trade (close null) in its first 17 seconds
 CAUSAL_COLUMNS = (*FEATURE_COLUMNS, "sigma_30s")
@@ -159,10 +163,16 @@ def _reference(bars: pl.DataFrame, symbol: str, session_s: float, config: Featur
 @pytest.mark.parametrize("min_periods", [1, 10, 50])
 def test_every_column_matches_the_reference(min_periods: int) -> None:
     config = FeatureConfig(min_periods=min_periods)
-    bars = _bars(seed=3)
+    bars = _bars(seconds=REFERENCE_SECONDS, seed=3)
     features = _features(bars, config)
     session_s = (DAY_CLOSE - DAY_OPEN).total_seconds()
+    longest = max(*VOLATILITY_WINDOWS_S, *MA_WINDOWS_S)
     for symbol in SYMBOLS:
+        # the comparison must cover rows whose 900 s (rv) and 600 s (ma_ratio) windows are full
+        full = features.filter(pl.col("symbol") == symbol, pl.col("secs_since_open") >= longest)
+        assert full.height >= 500, f"{symbol}: only {full.height} rows with full windows"
+        assert full.get_column("rv_900s").null_count() == 0, symbol
+        assert full.get_column("ma_ratio_600s").null_count() == 0, symbol
         expected = _reference(bars, symbol, session_s, config)
         for name, values in expected.items():
             np.testing.assert_allclose(
