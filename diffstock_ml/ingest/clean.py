@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 
 from diffstock_ml.calendar import day_key, session_bounds
 from diffstock_ml.config import IngestConfig
 from diffstock_ml.ingest.grid import build_grid
-from diffstock_ml.ingest.read import RawFile, empty_raw_rows, list_day_folder, read_raw_file
-from diffstock_ml.ingest.schema import (
-    FILES_SCHEMA,
-    QUARANTINE_SCHEMA,
-    RAW_COLUMNS,
+from diffstock_ml.ingest.read import (
+    BAR_FILE_SUFFIX,
+    FILE_ERRORS,
+    RawFile,
+    describe_error,
+    empty_raw_rows,
+    list_day_folder,
+    read_day_files,
+    rejected_file,
 )
+from diffstock_ml.ingest.schema import FILES_SCHEMA, QUARANTINE_SCHEMA, RAW_COLUMNS, Reason
+from diffstock_ml.ingest.timestamps import with_utc_timestamps
 from diffstock_ml.ingest.validate import (
     assign_reasons,
     describe_reasons,
     mark_duplicates,
     mark_outliers,
     parse_fields,
+    wrong_bar_lengths,
 )
 
 
@@ -46,20 +55,46 @@ class CleanDay:
         return dict(zip(counts["reason"], counts["len"], strict=True))
 
 
+class _Checked(NamedTuple):
+    """What checking some files produced."""
+
+    good: pl.DataFrame  # symbol, ts, close, high, low, volume, amount: rows for the grid
+    quarantine: pl.DataFrame  # QUARANTINE_SCHEMA
+    files: pl.DataFrame  # FILES_SCHEMA
+
+
 def clean_day(folder: Path, day: dt.date, config: IngestConfig | None = None) -> CleanDay:
-    """Clean every `SYMBOL.csv` in `folder` (the raw folder of session `day`).
+    """Clean every bar file (`SYMBOL.csv`, `SYMBOL.csv.gz`) in `folder`, the folder of `day`.
 
     Raises ValueError when `day` is not a session and FileNotFoundError when the folder is
-    missing. Bad rows and bad files never raise: they land in `quarantine` with a reason.
+    missing. Bad rows and bad files never raise: they land in `quarantine` with a reason, and
+    whatever one file raises (a polars panic included) only rejects that file.
     """
     config = config or IngestConfig()
     open_utc, close_utc = session_bounds(day)
     listing = list_day_folder(folder)
-    raw_files = [read_raw_file(path) for path in listing.csv_files]
+    raw_files = read_day_files(listing.csv_files)
+    try:
+        checked = _check_files(raw_files, day, config)
+    except FILE_ERRORS:
+        checked = _check_one_by_one(raw_files, day, config)
+    bars = build_grid(checked.good.lazy(), open_utc, close_utc, config.stale_after_s).collect()
+    return CleanDay(
+        day=day,
+        bars=bars,
+        quarantine=checked.quarantine.sort("file", "line", nulls_last=False),
+        files=checked.files,
+        ignored=listing.ignored,
+    )
+
+
+def _check_files(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -> _Checked:
+    """Check the rows of all `raw_files` in one pass (the fast path: the whole day at once)."""
     texts = [f.rows for f in raw_files if f.rows is not None]
     rows = pl.concat(texts, how="vertical") if texts else empty_raw_rows()
-    checked = _checked_rows(rows, day, config)
-
+    timestamps = with_utc_timestamps(rows, day)
+    checked = _checked_rows(timestamps.rows, day, config)
+    raw_files = _with_verdicts(raw_files, timestamps.new_york, wrong_bar_lengths(checked))
     good = checked.filter(pl.col("reason").is_null()).select(
         pl.col("symbol"),
         pl.col("bob_utc").alias("ts"),
@@ -69,21 +104,48 @@ def clean_day(folder: Path, day: dt.date, config: IngestConfig | None = None) ->
         pl.col("volume_num").alias("volume"),
         pl.col("amount_num").alias("amount"),
     )
-    bars = build_grid(good.lazy(), open_utc, close_utc, config.stale_after_s).collect()
     quarantine = pl.concat(
         [_row_quarantine(checked, day), _file_quarantine(raw_files)], how="vertical"
-    ).sort("file", "line", nulls_last=False)
-    return CleanDay(
-        day=day,
-        bars=bars,
-        quarantine=quarantine,
-        files=_file_report(raw_files, checked),
-        ignored=listing.ignored,
     )
+    return _Checked(good, quarantine, _file_report(raw_files, checked))
+
+
+def _check_one_by_one(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -> _Checked:
+    """The day-wide pass raised: check each file alone; a file that still raises is rejected."""
+    parts = []
+    for raw in raw_files:
+        try:
+            parts.append(_check_files([raw], day, config))
+        except FILE_ERRORS as error:
+            failed = rejected_file(raw.path, Reason.PROCESSING_ERROR, describe_error(error))
+            parts.append(_check_files([failed], day, config))
+    if not parts:
+        return _check_files([], day, config)
+    return _Checked(*(pl.concat(frames, how="vertical") for frames in zip(*parts, strict=True)))
+
+
+def _with_verdicts(
+    raw_files: list[RawFile], new_york: dict[str, str], wrong_lengths: dict[str, str]
+) -> list[RawFile]:
+    """The files as read, plus what their rows told: a note, or a rejection of the whole file."""
+    updated = []
+    for raw in raw_files:
+        name = raw.path.name
+        if name in wrong_lengths:
+            detail = _join(raw.detail, wrong_lengths[name])
+            raw = dataclasses.replace(raw, reject_reason=Reason.WRONG_BAR_LENGTH, detail=detail)
+        if name in new_york:
+            raw = dataclasses.replace(raw, detail=_join(raw.detail, new_york[name]))
+        updated.append(raw)
+    return updated
+
+
+def _join(*notes: str | None) -> str | None:
+    return "; ".join(n for n in notes if n) or None
 
 
 def _file_symbol() -> pl.Expr:
-    return pl.col("file").str.replace(r"(?i)\.csv$", "")
+    return pl.col("file").str.replace(BAR_FILE_SUFFIX, "")
 
 
 def _checked_rows(rows: pl.DataFrame, day: dt.date, config: IngestConfig) -> pl.DataFrame:
@@ -103,9 +165,13 @@ def _checked_rows(rows: pl.DataFrame, day: dt.date, config: IngestConfig) -> pl.
 
 
 def _row_quarantine(checked: pl.DataFrame, day: dt.date) -> pl.DataFrame:
-    bad = checked.lazy().filter(pl.col("reason").is_not_null())
+    # Filtered eagerly into one chunk: polars' streaming `pl.format` panics ("assertion failed:
+    # i < self.len()") on a lazily filtered frame whose first chunks keep no row, which is what
+    # a day of several files with bad rows in a later file used to be.
+    bad = checked.filter(pl.col("reason").is_not_null()).rechunk()
     return (
-        bad.pipe(describe_reasons, _file_symbol(), day)
+        bad.lazy()
+        .pipe(describe_reasons, _file_symbol(), day)
         .select(
             "file",
             "line",

@@ -1,13 +1,20 @@
 """Find and read the raw CSV files of a trading day, never failing the day for one bad file.
 
-Each file is read with every column as a string so that a malformed value only condemns its row.
-When polars cannot tokenise a file (a line with too many fields, say) the file is re-read as
-plain lines and split here, so every other line of that file is still kept.
+A bar file is `SYMBOL.csv` or `SYMBOL.csv.gz` (any case). Each file is read with every column as
+a string so that a malformed value only condemns its row; bytes that are not UTF-8 are decoded
+as U+FFFD, which condemns only the row they sit in (`bad_encoding`). When polars cannot tokenise
+a file (a line with too many fields, say) the file is re-read as plain lines and split here, so
+every other line of that file is still kept.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import io
+import re
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +24,10 @@ from diffstock_ml.calendar import DAY_FORMAT, is_session
 from diffstock_ml.ingest.schema import NUMBER_COLUMNS, RAW_COLUMNS, RAW_ROWS_SCHEMA, Reason
 
 _LINE_SEPARATOR = "\x1f"  # a byte that never occurs in a bar file: each line becomes one field
+BAR_FILE_SUFFIX = r"(?i)\.csv(?:\.gz)?$"
+# What one file may raise without failing the day. A polars (Rust) panic derives from
+# BaseException, so it is named here; KeyboardInterrupt and SystemExit still stop the run.
+FILE_ERRORS: tuple[type[BaseException], ...] = (Exception, pl.exceptions.PanicException)
 
 
 @dataclass(frozen=True)
@@ -34,21 +45,27 @@ class RawFile:
 
     path: Path
     symbol: str
-    rows: pl.DataFrame | None  # RAW_ROWS_SCHEMA; None when the file is rejected
-    reject_reason: Reason | None = None
+    rows: pl.DataFrame | None  # RAW_ROWS_SCHEMA; None when the file could not be read
+    reject_reason: Reason | None = None  # also set for a file rejected after its rows were read
     detail: str | None = None
 
 
+def symbol_of(name: str) -> str:
+    """`AMD.csv`, `AMD.CSV` or `AMD.csv.gz` -> `AMD`."""
+    return re.sub(BAR_FILE_SUFFIX, "", name)
+
+
 def list_day_folder(folder: Path) -> DayListing:
-    """List `*.csv` files of a day folder (sorted); other entries are reported as ignored."""
+    """List the bar files of a day folder (sorted); other entries are reported as ignored."""
     if not folder.is_dir():
         raise FileNotFoundError(f"raw day folder {folder} does not exist")
     csv_files, ignored = [], []
     for entry in sorted(folder.iterdir()):
-        if entry.is_file() and entry.suffix.lower() == ".csv" and not entry.name.startswith("."):
+        name = entry.name
+        if entry.is_file() and re.search(BAR_FILE_SUFFIX, name) and not name.startswith("."):
             csv_files.append(entry)
         else:
-            ignored.append(entry.name)
+            ignored.append(name)
     return DayListing(folder=folder, csv_files=tuple(csv_files), ignored=tuple(ignored))
 
 
@@ -74,35 +91,69 @@ def list_raw_days(raw_root: Path) -> tuple[list[dt.date], list[str]]:
     return days, ignored
 
 
+def read_day_files(paths: Sequence[Path]) -> list[RawFile]:
+    """Read every bar file of a day; whatever one file raises only rejects that file.
+
+    Only the first file of a symbol in name order is read (`F.csv` before `F.csv.gz`); a
+    second one is rejected as `duplicate_file`, as its rows would be the same seconds again.
+    """
+    files, first = [], {}
+    for path in paths:
+        symbol = symbol_of(path.name)
+        if symbol in first:
+            detail = f"{first[symbol]} already holds {symbol}: only the first file is read"
+            files.append(rejected_file(path, Reason.DUPLICATE_FILE, detail))
+            continue
+        first[symbol] = path.name
+        try:
+            files.append(read_raw_file(path))
+        except FILE_ERRORS as error:
+            files.append(rejected_file(path, Reason.UNREADABLE, describe_error(error)))
+    return files
+
+
+def describe_error(error: BaseException) -> str:
+    """`Type: message` on one line, for a file's `detail`."""
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}: {message}"[:500]
+
+
 def read_raw_file(path: Path) -> RawFile:
-    """Read one `SYMBOL.csv` into RAW_ROWS_SCHEMA rows with 1-based line numbers (header = 1).
+    """Read one bar file into RAW_ROWS_SCHEMA rows with 1-based line numbers (header = 1).
 
     Three tiers, each only when the previous cannot read the file: numbers typed by the CSV
     reader (the common, fast case), every field as text (a bad value then only condemns its
     row), and plain lines split here (a line with too many fields only condemns itself).
+    Header names match whatever their case, surrounding spaces or byte-order mark.
     """
-    if path.stat().st_size == 0:
-        return _rejected(path, Reason.EMPTY_FILE, "the file is empty (0 bytes)")
     try:
-        frame = _read_typed(path)
-    except (pl.exceptions.ComputeError, UnicodeDecodeError):
-        frame = None
+        source = _source(path)
+    except (OSError, EOFError, zlib.error) as error:
+        detail = f"cannot decompress: {describe_error(error)}"
+        return rejected_file(path, Reason.UNREADABLE, detail)
+    if (path.stat().st_size if isinstance(source, Path) else len(source)) == 0:
+        return rejected_file(path, Reason.EMPTY_FILE, "the file is empty (0 bytes)")
+    try:
+        frame = _read_typed(source)
+    except FILE_ERRORS:
+        frame = None  # the next tier reads every field as text
     if frame is None:
         try:
-            frame = pl.read_csv(path, infer_schema=False, row_index_name="_index")
+            frame = pl.read_csv(
+                source, infer_schema=False, encoding="utf8-lossy", row_index_name="_index"
+            )
         except pl.exceptions.NoDataError:
-            return _rejected(path, Reason.EMPTY_FILE, "the file has no header and no rows")
-        except (pl.exceptions.ComputeError, UnicodeDecodeError):
-            return _read_as_lines(path)
+            return rejected_file(path, Reason.EMPTY_FILE, "the file has no header and no rows")
+        except FILE_ERRORS:
+            return _read_as_lines(path, source)
     header = [_column_name(name) for name in frame.columns[1:]]
     frame.columns = ["_index", *header]
     missing = [c for c in RAW_COLUMNS if c not in header]
     if missing:
-        return _rejected(
-            path, Reason.MISSING_COLUMNS, f"missing column(s) {missing}; header is {header}"
-        )
+        detail = f"missing column(s) {missing}; header is {header}"
+        return rejected_file(path, Reason.MISSING_COLUMNS, detail)
     if frame.height == 0:
-        return _rejected(path, Reason.HEADER_ONLY, "the file has a header but no rows")
+        return rejected_file(path, Reason.HEADER_ONLY, "the file has a header but no rows")
     rows = frame.select(
         pl.lit(path.name).alias("file"),
         (pl.col("_index").cast(pl.Int64) + 2).alias("line"),
@@ -110,20 +161,34 @@ def read_raw_file(path: Path) -> RawFile:
         pl.lit(None, pl.String).alias("raw"),
         *(_number(frame, c) for c in NUMBER_COLUMNS),
     )
-    return RawFile(path=path, symbol=path.stem, rows=rows, detail=_extra_columns_note(header))
+    detail = _extra_columns_note(header)
+    return RawFile(path=path, symbol=symbol_of(path.name), rows=rows, detail=detail)
 
 
-def _read_typed(path: Path) -> pl.DataFrame | None:
+def _source(path: Path) -> Path | bytes:
+    """The file itself, or its decompressed bytes for `.gz` (a day file fits in memory)."""
+    if path.name.lower().endswith(".gz"):
+        return gzip.decompress(path.read_bytes())
+    return path
+
+
+def _read_typed(source: Path | bytes) -> pl.DataFrame | None:
     """The fast tier: numbers parsed by the reader; None when the header is not the plain one."""
-    with path.open("rb") as handle:
-        first_line = handle.readline().decode("utf-8-sig", errors="replace").strip()
-    if [_column_name(c) for c in first_line.split(",")][: len(RAW_COLUMNS)] != list(RAW_COLUMNS):
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            first_line = handle.readline()
+    else:
+        first_line = io.BytesIO(source).readline()
+    header = [_column_name(c) for c in first_line.decode("utf-8-sig", "replace").split(",")]
+    if header[: len(RAW_COLUMNS)] != list(RAW_COLUMNS):
         return None
     overrides = {
         **dict.fromkeys(RAW_COLUMNS[:3], pl.String),
         **dict.fromkeys(NUMBER_COLUMNS, pl.Float64),
     }
-    return pl.read_csv(path, schema_overrides=overrides, row_index_name="_index")
+    return pl.read_csv(
+        source, new_columns=header, schema_overrides=overrides, row_index_name="_index"
+    )
 
 
 def _column_name(name: str) -> str:
@@ -143,10 +208,10 @@ def _number(frame: pl.DataFrame, column: str) -> pl.Expr:
     return pl.lit(None, pl.Float64).alias(name)  # parsed from the text later
 
 
-def _read_as_lines(path: Path) -> RawFile:
+def _read_as_lines(path: Path, source: Path | bytes) -> RawFile:
     """Fallback for files polars cannot tokenise: split each line here, keep what parses."""
     lines = pl.read_csv(
-        path,
+        source,
         has_header=False,
         separator=_LINE_SEPARATOR,
         quote_char=None,
@@ -157,12 +222,11 @@ def _read_as_lines(path: Path) -> RawFile:
     header = [_column_name(name) for name in (lines["raw"][0] or "").split(",")]
     missing = [c for c in RAW_COLUMNS if c not in header]
     if missing:
-        return _rejected(
-            path, Reason.MISSING_COLUMNS, f"missing column(s) {missing}; header is {header}"
-        )
+        detail = f"missing column(s) {missing}; header is {header}"
+        return rejected_file(path, Reason.MISSING_COLUMNS, detail)
     body = lines.slice(1)
     if body.height == 0:
-        return _rejected(path, Reason.HEADER_ONLY, "the file has a header but no rows")
+        return rejected_file(path, Reason.HEADER_ONLY, "the file has a header but no rows")
     fields = pl.col("raw").str.split(",")
     rows = body.select(
         pl.lit(path.name).alias("file"),
@@ -177,7 +241,8 @@ def _read_as_lines(path: Path) -> RawFile:
         pl.col("raw"),
         *(pl.lit(None, pl.Float64).alias(f"{c}_num") for c in NUMBER_COLUMNS),
     )
-    return RawFile(path=path, symbol=path.stem, rows=rows, detail=_extra_columns_note(header))
+    detail = _extra_columns_note(header)
+    return RawFile(path=path, symbol=symbol_of(path.name), rows=rows, detail=detail)
 
 
 def _extra_columns_note(header: list[str]) -> str | None:
@@ -185,8 +250,11 @@ def _extra_columns_note(header: list[str]) -> str | None:
     return f"extra column(s) ignored: {extra}" if extra else None
 
 
-def _rejected(path: Path, reason: Reason, detail: str) -> RawFile:
-    return RawFile(path=path, symbol=path.stem, rows=None, reject_reason=reason, detail=detail)
+def rejected_file(path: Path, reason: Reason, detail: str) -> RawFile:
+    """A file none of whose rows is read, with the reason."""
+    return RawFile(
+        path=path, symbol=symbol_of(path.name), rows=None, reject_reason=reason, detail=detail
+    )
 
 
 def empty_raw_rows() -> pl.DataFrame:

@@ -72,9 +72,13 @@ class Reason(StrEnum):
     EMPTY_FILE = "empty_file"
     HEADER_ONLY = "header_only"
     MISSING_COLUMNS = "missing_columns"
-    UNREADABLE = "unreadable"
+    UNREADABLE = "unreadable"  # the reader failed (a corrupt gzip, say): the error is the detail
+    DUPLICATE_FILE = "duplicate_file"  # a second file for a symbol (`F.csv` and `F.csv.gz`)
+    WRONG_BAR_LENGTH = "wrong_bar_length"  # no bar of the file spans 1 s (a 60 s export)
+    PROCESSING_ERROR = "processing_error"  # checking its rows raised: the error is the detail
     # rows
     UNPARSABLE_LINE = "unparsable_line"
+    BAD_ENCODING = "bad_encoding"  # a byte that is not UTF-8 (Windows-1252, say) in a used field
     MISSING_FIELD = "missing_field"
     BAD_TIMESTAMP = "bad_timestamp"
     BAD_NUMBER = "bad_number"
@@ -83,6 +87,7 @@ class Reason(StrEnum):
     CLOSE_OUTSIDE_RANGE = "close_outside_range"
     BAD_VOLUME = "bad_volume"
     EOB_BEFORE_BOB = "eob_before_bob"
+    NOT_ONE_SECOND_BAR = "not_one_second_bar"  # eob - bob is not in (0, 1 s]
     SYMBOL_MISMATCH = "symbol_mismatch"
     WRONG_DAY = "wrong_day"
     DUPLICATE_EXACT = "duplicate_exact"

@@ -1,4 +1,4 @@
-"""Row-level validation of raw bars: parse, normalise to UTC, round to the tick, assign reasons.
+"""Row-level validation of raw bars: parse numbers, round to the tick, assign reasons.
 
 Every step is a `LazyFrame -> LazyFrame` function. A failing row gets the first matching
 `Reason` in `reason` (null for good rows); nothing is dropped here, so the caller splits good rows
@@ -16,10 +16,11 @@ import numpy as np
 import polars as pl
 
 from diffstock_ml.calendar import NEW_YORK
-from diffstock_ml.ingest.schema import NUMBER_COLUMNS, PRICE_COLUMNS, RAW_COLUMNS, UTC_US, Reason
+from diffstock_ml.ingest.schema import NUMBER_COLUMNS, PRICE_COLUMNS, RAW_COLUMNS, Reason
 
-# What may follow `YYYY-MM-DD HH:MM:SS`: fractional seconds, then nothing (UTC), Z or ±HH[:MM].
-_SUFFIX = r"^(?:\.\d+)?(?:(Z)|([+-])(\d{2}):?(\d{2})?)?$"
+ONE_SECOND_US = 1_000_000
+# A byte that is not UTF-8 is decoded as U+FFFD (the reader is lossy): its field is condemned.
+_REPLACEMENT = "\ufffd"
 
 
 def round_to_tick(expr: pl.Expr, tick: float) -> pl.Expr:
@@ -28,51 +29,14 @@ def round_to_tick(expr: pl.Expr, tick: float) -> pl.Expr:
     return ((expr / tick).round(0) * tick).round(decimals)
 
 
-def _offset_minutes(suffix: pl.Expr) -> pl.Expr:
-    """Minutes east of UTC encoded by a timestamp suffix; null when the suffix is malformed."""
-    parts = suffix.str.extract_groups(_SUFFIX)
-    sign = pl.when(parts.struct.field("2") == "-").then(-1).otherwise(1)
-    minutes = sign * (
-        parts.struct.field("3").cast(pl.Int64, strict=False).fill_null(0) * 60
-        + parts.struct.field("4").cast(pl.Int64, strict=False).fill_null(0)
-    )
-    return pl.when(suffix.str.contains(_SUFFIX)).then(minutes)
-
-
-def with_utc_timestamps(
-    rows: pl.DataFrame, columns: tuple[str, ...] = ("bob", "eob")
-) -> pl.DataFrame:
-    """Add `<column>_utc` for each timestamp column; null where it cannot be parsed.
-
-    Accepts `YYYY-MM-DD[ T]HH:MM:SS[.fff][Z|±HH[:MM]]`; no offset means UTC. A day holds only a
-    handful of distinct suffixes (`+00:00`, `Z`, ...): each is parsed once, then looked up.
-    """
-    suffixes = rows.select(pl.col(c).str.slice(19).fill_null("") for c in columns)
-    distinct = pl.concat([suffixes[c] for c in columns]).unique().to_frame("suffix")
-    offsets = distinct.select("suffix", _offset_minutes(pl.col("suffix")).alias("minutes"))
-    lookup = dict(zip(offsets["suffix"], offsets["minutes"], strict=True))
-    parsed = []
-    for c in columns:
-        local = (
-            pl.col(c)
-            .str.slice(0, 19)
-            .str.replace("T", " ", literal=True)
-            .str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us")
-        )
-        minutes = suffixes[c].replace_strict(lookup, default=None, return_dtype=pl.Int64)
-        utc = (local - pl.duration(minutes=pl.lit(minutes))).dt.replace_time_zone("UTC")
-        parsed.append(utc.cast(UTC_US).alias(f"{c}_utc"))
-    return rows.with_columns(parsed)
-
-
 def parse_fields(rows: pl.DataFrame, tick: float) -> pl.LazyFrame:
-    """Typed columns: `bob_utc`, `eob_utc`, `*_num` (from the reader or the text), `*_tick`."""
+    """Typed columns `*_num` (from the reader or the text) and `*_tick` beside the timestamps."""
     numbers = [
         pl.coalesce(f"{c}_num", pl.col(c).cast(pl.Float64, strict=False)).alias(f"{c}_num")
         for c in NUMBER_COLUMNS
     ]
     rounded = [round_to_tick(pl.col(f"{c}_num"), tick).alias(f"{c}_tick") for c in PRICE_COLUMNS]
-    return rows.pipe(with_utc_timestamps).lazy().with_columns(numbers).with_columns(rounded)
+    return rows.lazy().with_columns(numbers).with_columns(rounded)
 
 
 def new_york_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -94,11 +58,26 @@ def _rules(file_symbol: pl.Expr, day: dt.date) -> list[tuple[Reason, pl.Expr, pl
         for c in RAW_COLUMNS
     }
     names = [pl.when(missing[c]).then(pl.lit(c)) for c in RAW_COLUMNS]
+    # Numbers typed by the reader come from valid UTF-8 only: their text is null.
+    garbled = {c: pl.col(c).str.contains(_REPLACEMENT, literal=True) for c in RAW_COLUMNS}
+    garbled_names = [pl.when(garbled[c]).then(pl.lit(c)) for c in RAW_COLUMNS]
+    bar_us = pl.col("bar_us")
+    bar_s = (
+        pl.when(bar_us % ONE_SECOND_US == 0)
+        .then((bar_us // ONE_SECOND_US).cast(pl.String))
+        .otherwise((bar_us / ONE_SECOND_US).round(6).cast(pl.String))
+    )
     return [
         (
             Reason.UNPARSABLE_LINE,
             pl.all_horizontal(missing.values()),
             pl.lit("blank line or wrong number of fields"),
+        ),
+        (
+            Reason.BAD_ENCODING,
+            pl.any_horizontal(garbled.values()).fill_null(False),
+            pl.lit("bytes that are not UTF-8 (Windows-1252?) in field(s): ")
+            + pl.concat_str(garbled_names, separator=" ", ignore_nulls=True),
         ),
         (
             Reason.MISSING_FIELD,
@@ -142,8 +121,13 @@ def _rules(file_symbol: pl.Expr, day: dt.date) -> list[tuple[Reason, pl.Expr, pl
         ),
         (
             Reason.EOB_BEFORE_BOB,
-            pl.col("eob_utc") < pl.col("bob_utc"),
+            pl.col("bar_us") < 0,
             pl.format("eob={} is before bob={}", "eob", "bob"),
+        ),
+        (
+            Reason.NOT_ONE_SECOND_BAR,
+            ~pl.col("bar_us").is_between(1, ONE_SECOND_US),
+            pl.format("eob - bob = {} s, not a 1 s bar (bob={} eob={})", bar_s, "bob", "eob"),
         ),
         (
             Reason.SYMBOL_MISMATCH,
@@ -165,6 +149,33 @@ def assign_reasons(rows: pl.LazyFrame, file_symbol: pl.Expr, day: dt.date) -> pl
     for code, condition, _ in rules[1:]:
         reason = reason.when(condition).then(pl.lit(code.value))
     return rows.with_columns(reason.otherwise(None).alias("reason"))
+
+
+def wrong_bar_lengths(checked: pl.DataFrame) -> dict[str, str]:
+    """Files none of whose bars spans 1 s (a 60 s export, say), with the lengths found.
+
+    Only rows whose `eob - bob` could be read count; such a file has no row left to keep.
+    """
+    one_second = pl.col("bar_us").is_between(1, ONE_SECOND_US)
+    lengths = (
+        checked.filter(pl.col("bar_us").is_not_null())
+        .group_by("file")
+        .agg(
+            one_second.any().alias("any_one_second"),
+            pl.len().alias("n"),
+            (pl.col("bar_us") / ONE_SECOND_US)
+            .round(3)
+            .alias("s")
+            .value_counts(sort=True)
+            .alias("lengths"),
+        )
+        .filter(~pl.col("any_one_second"))
+    )
+    return {
+        row["file"]: f"none of its {row['n']} bars spans 1 s: eob - bob = "
+        + ", ".join(f"{v['s']:g} s ({v['count']} bars)" for v in row["lengths"][:3])
+        for row in lengths.iter_rows(named=True)
+    }
 
 
 def mark_duplicates(valid: pl.DataFrame) -> pl.DataFrame:

@@ -169,9 +169,9 @@ def test_rows_dated_another_day(write_file: WriteFile, raw_root: Path) -> None:
 def test_non_csv_files_are_ignored_and_reported(write_file: WriteFile, raw_root: Path) -> None:
     write_file(DAY, "AMD.csv", GOOD)
     (raw_root / DAY / "README.txt").write_text("notes")
-    (raw_root / DAY / "AMD.csv.gz").write_bytes(b"\x1f\x8b")
+    (raw_root / DAY / "AMD.parquet").write_bytes(b"PAR1")
     result = _clean(raw_root)
-    assert set(result.ignored) == {"README.txt", "AMD.csv.gz"}
+    assert set(result.ignored) == {"README.txt", "AMD.parquet"}
     assert result.quarantine.height == 0
 
 
