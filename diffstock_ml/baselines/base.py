@@ -11,6 +11,11 @@ covers the share of training targets closest to 90 % (`fit_spread_scale`), cover
 the randomised PIT exactly as the report counts it. Coverage, not CRPS,
 because a √30 x 1 s volatility over-covers badly on low-priced stocks (1 s returns carry
 tick-rounding noise), and the design picks sampler settings by coverage too.
+
+The universe may change from day to day: a day's arrays hold that day's symbols only, and a
+baseline never assumes a symbol of one day exists on another (GARCH pools parameters for a
+symbol without its own fit). A return that touches a stale second (a halt) is missing data for
+every baseline's estimates, never a zero (`spans_stale`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from diffstock_ml.model.forecast import snap_to_grid
 from diffstock_ml.windows import DayArrays
 
 DEFAULT_TICK = 0.01
+STALE_FEATURE = "is_stale"
 _T = TypeVar("_T")
 
 
@@ -75,6 +81,27 @@ def snap_returns(returns: np.ndarray, close: np.ndarray, tick: float = DEFAULT_T
 def at_anchors(values: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """`values [S, T]` at `anchors [B, 2]` (symbol, second) as float64 `[B]`."""
     return np.asarray(values[anchors[:, 0], anchors[:, 1]], dtype=np.float64)
+
+
+def stale_seconds(day: DayArrays) -> np.ndarray:
+    """`[S, T]` bool: seconds whose last trade is older than the ingest's gap (`is_stale`: a
+    halt, a symbol not trading yet or suspended all day). All False for features without it."""
+    if STALE_FEATURE not in day.feature_names:
+        return np.zeros(np.shape(day.close), dtype=bool)
+    return np.asarray(day.x[:, :, day.feature_names.index(STALE_FEATURE)]) > 0.5
+
+
+def spans_stale(day: DayArrays, horizon_s: int) -> np.ndarray:
+    """`[S, T]` bool: the `horizon_s` return ending at t touches a stale second (t − h .. t).
+
+    A stale second's close is carried forward, not a price seen: the zero returns inside a halt
+    and the jump across it are not `horizon_s` returns, so volatility estimates leave them out
+    (missing, as before a symbol's first trade) instead of reading a halt as a calm market.
+    """
+    stale = np.cumsum(stale_seconds(day), axis=1)  # stale seconds in [0, t]
+    before = np.zeros_like(stale)
+    before[:, horizon_s + 1 :] = stale[:, : -horizon_s - 1]  # ... in [0, t − h − 1]
+    return stale > before
 
 
 def mean_coverage(

@@ -2,16 +2,18 @@
 
 At anchor t of a symbol the forecast resamples, uniformly with replacement, the overlapping
 30 s returns close[e]/close[e − 30] − 1 that ended at seconds e in (t − W, t] of the same day
-(W = 1800 s by default; at least 60 finite values, else an error names the anchor). Prices sit
-on the tick grid, so the draws keep the point mass at zero moves that Gaussian baselines miss;
-the spread factor scales them around zero, which leaves that mass in place.
+(W = 1800 s by default; at least 60 finite values, else an error names the anchor). A return
+touching a stale second (a halt) is left out: its zero or its jump across the halt is no 30 s
+move (`spans_stale`). Prices sit on the tick grid, so the draws keep the point mass at zero
+moves that Gaussian baselines miss; the spread factor scales them around zero, which leaves that
+mass in place.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from diffstock_ml.baselines.base import Baseline, Draws, ScaleFit, register
+from diffstock_ml.baselines.base import Baseline, Draws, ScaleFit, register, spans_stale
 from diffstock_ml.windows import DayArrays
 
 HORIZON_S = 30
@@ -36,10 +38,11 @@ class RollingEmpirical(Baseline):
 
     @staticmethod
     def past_returns(day: DayArrays) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per symbol, the seconds at which a finite 30 s return ended and those returns."""
+        """Per symbol, the seconds at which an observed 30 s return ended and those returns."""
         close = np.asarray(day.close, dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             returns = close[:, HORIZON_S:] / close[:, :-HORIZON_S] - 1.0  # ends at HORIZON_S..
+        returns[spans_stale(day, HORIZON_S)[:, HORIZON_S:]] = np.nan
         out = []
         for row in returns:
             ends = np.flatnonzero(np.isfinite(row))

@@ -11,6 +11,9 @@
 
 Both are computed from the day's forward-filled close at seconds <= t only (the return at t is
 close[t]/close[t-1], known when bar t ends), never from a previous day. The mean is zero.
+A return touching a stale second (a halt: no trade for longer than the ingest's gap) is missing,
+as before a symbol's first trade: a halt's carried-forward close is no calm market, and the jump
+across it no 1 s move (`spans_stale`). Without stale seconds the EWMA equals `sigma_30s`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from abc import abstractmethod
 import numpy as np
 from scipy.signal import lfilter
 
-from diffstock_ml.baselines.base import Baseline, Draws, ScaleFit, at_anchors, register
+from diffstock_ml.baselines.base import (
+    Baseline,
+    Draws,
+    ScaleFit,
+    at_anchors,
+    register,
+    spans_stale,
+)
 from diffstock_ml.windows import DayArrays
 
 HORIZON_S = 30
@@ -35,6 +45,13 @@ def one_second_log_returns(close: np.ndarray) -> np.ndarray:
     r = np.full(close.shape, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         r[:, 1:] = np.log(close[:, 1:] / close[:, :-1])
+    return r
+
+
+def observed_log_returns(day: DayArrays) -> np.ndarray:
+    """`[S, T]` the day's 1 s log returns, NaN where one touches a stale second."""
+    r = one_second_log_returns(day.close)
+    r[spans_stale(day, 1)] = np.nan
     return r
 
 
@@ -83,7 +100,7 @@ class _GaussianVolatility(Baseline):
             s, t = anchors[np.argmax(missing)]
             raise ValueError(
                 f"{self.name}: no volatility at {day.day} {day.symbols[s]} second {t} "
-                f"(fewer than {MIN_RETURNS} 1 s returns since the open)"
+                f"(fewer than {MIN_RETURNS} observed 1 s returns in its window)"
             )
         noise = rng.standard_normal((len(anchors), n_samples))  # [B, S]
         return Draws(np.zeros(len(anchors)), sigma[:, None] * noise)
@@ -102,7 +119,7 @@ class RollingGaussian(_GaussianVolatility):
         self.window_s = window_s
 
     def volatility_30s(self, day: DayArrays) -> np.ndarray:
-        ms = rolling_mean_square(one_second_log_returns(day.close), self.window_s)
+        ms = rolling_mean_square(observed_log_returns(day), self.window_s)
         return np.maximum(np.sqrt(ms * HORIZON_S), SIGMA_FLOOR)
 
 
@@ -119,5 +136,5 @@ class EwmaGaussian(_GaussianVolatility):
         self.halflife_s = halflife_s
 
     def volatility_30s(self, day: DayArrays) -> np.ndarray:
-        ms = ewma_mean_square(one_second_log_returns(day.close), self.halflife_s)
+        ms = ewma_mean_square(observed_log_returns(day), self.halflife_s)
         return np.maximum(np.sqrt(ms) * math.sqrt(HORIZON_S), SIGMA_FLOOR)
