@@ -7,6 +7,7 @@ import dagster as dg
 from dagster_project.jobs import ingest_job, train_job
 from dagster_project.sensors import new_trading_days
 from dagster_project.settings import Settings
+from diffstock_assets.console import concise_console_logger
 from diffstock_assets.evaluation.forecasts import build_forecasts
 from diffstock_assets.evaluation.report import build_evaluation_report
 from diffstock_assets.features.assets import features, windows
@@ -15,15 +16,12 @@ from diffstock_assets.ingest.assets import clean_bars
 from diffstock_assets.mlflow_resource import MLflowResource
 from diffstock_assets.model.assets import build_diffusion_model
 from diffstock_assets.resources import ComputeResource, LakeResource, RawDataResource
-from diffstock_ml.train.profiles import PROFILES
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Assets, checks, jobs and resources wired from `settings` (default: the environment)."""
     settings = settings or Settings.from_env()
-    if settings.profile not in PROFILES:
-        raise ValueError(f"DIFFSTOCK_PROFILE={settings.profile!r} is not one of {sorted(PROFILES)}")
-    profile = PROFILES[settings.profile]
+    profile = settings.resolved_profile()
     model = build_diffusion_model(profile)
     forecasts = build_forecasts(profile, model)
     return dg.Definitions(
@@ -57,6 +55,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
                 device=settings.device, scratch_root=str(settings.data / "scratch")
             ),
         },
+        loggers={"console": concise_console_logger},
         # Each step process imports polars (and later torch): two at a time suits a laptop.
         executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
     )

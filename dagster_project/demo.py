@@ -16,9 +16,9 @@ import dagster as dg
 from dagster_project.definitions import build_definitions
 from dagster_project.settings import Settings
 from diffstock_assets.evaluation.report import PROMOTION_CHECK
+from diffstock_assets.partitions import sessions_ending
 from diffstock_assets.resources import RawDataResource
 from diffstock_ml.synthetic import PROFILES, generate_market
-from diffstock_ml.train.profiles import PROFILES as PROFILES_BY_NAME
 
 _INSTANCE_YAML = """\
 # Written by `python -m dagster_project.demo`; edit freely (it is not overwritten).
@@ -65,15 +65,36 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+        settings.resolved_profile()
+    except ValueError as error:  # a bad DIFFSTOCK_PROFILE or DIFFSTOCK_SPLIT: one line, no trace
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     prepare_dagster_home(settings)
     if settings.raw_is_demo:
         ensure_demo_market(settings, args.profile)
+    elif not settings.raw.is_dir():
+        print(
+            f"error: the raw folder {settings.raw} does not exist: set DIFFSTOCK_RAW to the "
+            "folder that holds your day folders (YYYYMMDD/SYMBOL.csv)",
+            file=sys.stderr,
+        )
+        return 1
     keys, ignored = RawDataResource(root=str(settings.raw)).session_keys()
     for reason in ignored:
         print(f"ignored raw folder {reason}")
     if not keys:
-        print(f"No session folders (YYYYMMDD) under {settings.raw}", file=sys.stderr)
+        print(
+            f"error: no session folders in {settings.raw}: it needs one folder per NYSE "
+            "session named YYYYMMDD holding SYMBOL.csv files (see README, Your own data)",
+            file=sys.stderr,
+        )
+        return 1
+
+    problem = _cannot_train(settings, keys)
+    if problem:  # said before any work: nothing would end in a report
+        print(f"error: {problem}", file=sys.stderr)
         return 1
 
     defs = build_definitions(settings)
@@ -84,13 +105,10 @@ def main(argv: list[str] | None = None) -> int:
                 failed.append(key)
         done = len(keys) - len(failed)
         print(f"\n{done}/{len(keys)} trading days materialised into {settings.lake}")
-        profile = PROFILES_BY_NAME[settings.profile]
-        if not failed and len(keys) >= profile.days:
-            print(f"Training and evaluating the model as of {keys[-1]} ({settings.profile}) ...")
+        if not failed:
+            print(f"Training and evaluating the model as of {keys[-1]} ...", flush=True)
             if not _run(defs, "train_job", keys[-1], instance):
                 failed.append(f"diffusion_model {keys[-1]}")
-        elif not failed:
-            print(f"Not training: the {settings.profile} profile needs {profile.days} days.")
 
     report = Path(settings.lake) / "evaluation_report" / keys[-1] / "report.md"
     if report.exists():
@@ -100,6 +118,28 @@ def main(argv: list[str] | None = None) -> int:
     print("Open the MLflow UI (runs, curves, registered models):")
     print(f"  mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} -h 127.0.0.1 -p 5000")
     return 1 if failed else 0
+
+
+def _cannot_train(settings: Settings, keys: list[str]) -> str | None:
+    """Why the model cannot be trained as of the newest day (None when it can)."""
+    profile = settings.resolved_profile()
+    split = "/".join(map(str, profile.split))
+    source = "DIFFSTOCK_SPLIT" if settings.split else f"the {profile.name} profile"
+    hint = "set DIFFSTOCK_SPLIT=train,val,test (e.g. 3,1,1) to use fewer"
+    if len(keys) < profile.days:
+        return (
+            f"found {len(keys)} sessions in {settings.raw}, but {source}'s split {split} needs "
+            f"{profile.days}; add sessions or {hint}"
+        )
+    needed = sessions_ending(keys[-1], profile.days)
+    missing = sorted(set(needed) - set(keys))
+    if missing:
+        return (
+            f"the model as of {keys[-1]} needs the {profile.days} sessions {needed[0]}.."
+            f"{needed[-1]} ({source}'s split {split}), and {len(missing)} have no raw folder: "
+            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; add them or {hint}"
+        )
+    return None
 
 
 def _run(defs: dg.Definitions, job_name: str, key: str, instance: dg.DagsterInstance) -> bool:

@@ -11,6 +11,8 @@
 - `DIFFSTOCK_DEVICE`: torch device, `auto` = cuda -> mps -> cpu
 - `DIFFSTOCK_PROFILE`: `demo` (6/2/2-day splits, a small model for a CPU) or `full` (30/5/5,
   sized for one GPU); fixes how many sessions the model assets map back from the as-of day
+- `DIFFSTOCK_SPLIT`: `train,val,test` days, e.g. `3,1,1`, overriding the profile's split (the
+  model assets then map back `train + val + test` sessions)
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from diffstock_ml.train.profiles import PROFILES, Profile, parse_split
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Settings:
     dagster_home: Path
     device: str
     profile: str
+    split: tuple[int, int, int] | None = None  # overrides the profile's (DIFFSTOCK_SPLIT)
 
     @property
     def raw_is_demo(self) -> bool:
@@ -53,7 +58,24 @@ class Settings:
             dagster_home=Path(env.get("DAGSTER_HOME", data / "dagster_home")).absolute(),
             device=env.get("DIFFSTOCK_DEVICE", "auto"),
             profile=env.get("DIFFSTOCK_PROFILE", "demo"),
+            split=_split(env.get("DIFFSTOCK_SPLIT")),
         )
+
+    def resolved_profile(self) -> Profile:
+        """The profile named by DIFFSTOCK_PROFILE, on DIFFSTOCK_SPLIT's split when set."""
+        if self.profile not in PROFILES:
+            raise ValueError(f"DIFFSTOCK_PROFILE={self.profile!r} is not one of {sorted(PROFILES)}")
+        profile = PROFILES[self.profile]
+        return profile.with_split(*self.split) if self.split else profile
+
+
+def _split(text: str | None) -> tuple[int, int, int] | None:
+    if not text:
+        return None
+    try:
+        return parse_split(text)
+    except ValueError as error:
+        raise ValueError(f"DIFFSTOCK_SPLIT: {error}") from None
 
 
 def default_demo_raw(data: Path) -> Path:

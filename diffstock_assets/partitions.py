@@ -8,7 +8,7 @@ import dagster as dg
 
 from diffstock_ml.calendar import DAY_FORMAT, NEW_YORK, non_session_weekdays, nyse
 
-FIRST_TRADING_DAY = dt.date(2024, 1, 2)
+FIRST_TRADING_DAY = dt.date(2000, 1, 3)  # any XNYS session since; earlier folders are ignored
 _WEEKENDS = ("0 0 * * 6", "0 0 * * 0")
 
 

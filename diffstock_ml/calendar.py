@@ -17,7 +17,7 @@ CALENDAR_NAME = "XNYS"
 NEW_YORK = "America/New_York"
 DAY_FORMAT = "%Y%m%d"
 # A fixed first session keeps answers independent of today's date (the library's default start).
-CALENDAR_START = "2005-01-03"
+CALENDAR_START = "2000-01-03"
 
 
 @lru_cache(maxsize=1)

@@ -12,10 +12,10 @@ from diffstock_assets.evaluation.config import ForecastsConfig
 from diffstock_assets.features.assets import windows
 from diffstock_assets.groups import EVALUATION
 from diffstock_assets.metadata import markdown_table
-from diffstock_assets.model.assets import BUNDLE_FILE, as_of_windows
+from diffstock_assets.model.assets import BUNDLE_FILE, load_windows
 from diffstock_assets.partitions import trading_days
 from diffstock_assets.resources import ComputeResource, LakeResource, RawDataResource
-from diffstock_ml.baselines import BASELINES, DIRECTION_CLASSIFIERS, Baseline, Oracle
+from diffstock_ml.baselines import BASELINES, DIRECTION_CLASSIFIERS, Baseline, GarchT, Oracle
 from diffstock_ml.forecasting import (
     DIFFUSION,
     CalibratedDiffusion,
@@ -24,6 +24,7 @@ from diffstock_ml.forecasting import (
     select_anchors,
 )
 from diffstock_ml.model.bundle import load_bundle
+from diffstock_ml.splits import Splits
 from diffstock_ml.synthetic import default_latent_root
 from diffstock_ml.train.config import TrainConfig
 from diffstock_ml.train.profiles import Profile
@@ -56,10 +57,11 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
     ) -> dg.MaterializeResult:
         """Every model's sampled forecasts at the same anchors of this as-of model's test days."""
         key = context.partition_key
-        splits, arrays = as_of_windows(lake, key, profile)
+        model_folder = lake.local_folder("diffusion_model", key)
+        splits = _model_splits(model_folder)  # the model's own (its run config may re-divide)
+        arrays = load_windows(lake, splits, needed_by=f"forecasts {key}")
         train = [arrays[d] for d in splits.train]
         device = compute.torch_device()
-        model_folder = lake.local_folder("diffusion_model", key)
         bundle = load_bundle(model_folder / BUNDLE_FILE, device)
         forecast_config = config.to_forecast_config()
         rng = np.random.default_rng(forecast_config.seed)
@@ -103,6 +105,9 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
         for day in splits.test:
             anchors = select_anchors(arrays[day], forecast_config.anchor_stride_s)
             context.log.info(f"{day}: forecasting {len(anchors)} anchors with {len(models)} models")
+            garch = models.get("garch_t")
+            if isinstance(garch, GarchT) and (pooled := garch.pooled_symbols(arrays[day])):
+                context.log.info(f"{day}: garch_t uses pooled parameters for {', '.join(pooled)}")
             tables.append(forecast_day(arrays[day], anchors, models, forecast_config))
             directions.append(direction_probabilities(arrays[day], anchors, classifiers))
         table = pl.concat(tables)
@@ -125,6 +130,11 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
         )
 
     return forecasts
+
+
+def _model_splits(model_folder: Path) -> Splits:
+    summary = json.loads((model_folder / "summary.json").read_text())
+    return Splits(**{part: tuple(days) for part, days in summary["splits"].items()})
 
 
 def _model_training(model_folder: Path, profile: Profile) -> TrainConfig:

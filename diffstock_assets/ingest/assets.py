@@ -55,11 +55,31 @@ def clean_bars(
         write_file_verdict(lake, ASSET, key, pending_frame())
         lake.write_parquet(result.quarantine, ASSET, key, QUARANTINE_FILE)
         lake.write_parquet(result.files, ASSET, key, FILES_FILE)
+        if result.bars.height == 0:
+            raise dg.Failure(
+                description=_no_bars(key, raw.day_folder(key), result), allow_retries=False
+            )
         uri = lake.write_parquet(result.bars, ASSET, key, BARS_FILE)
         write_file_verdict(lake, ASSET, key, verdict_frame(checks, BLOCKING))
         return DayResult(_metadata(result, day, uri), checks)
 
     return materialize_days(context, build_day)
+
+
+def _no_bars(key: str, folder, result: CleanDay) -> str:
+    files = result.files.height
+    if files == 0:
+        found = ", ".join(result.ignored) or "nothing"
+        return (
+            f"{key}: the raw folder {folder} holds no SYMBOL.csv (or .csv.gz) files "
+            f"(found: {found}); copy the day's files there and re-run"
+        )
+    rejected = result.files.filter(pl.col("status") == "rejected")
+    return (
+        f"{key}: no usable bar in {folder}: {files} files, {rejected.height} rejected, "
+        f"{int(result.files['rows_quarantined'].sum())} rows quarantined (see "
+        f"clean_bars/{key}/{FILES_FILE} and {QUARANTINE_FILE})"
+    )
 
 
 def _metadata(result: CleanDay, day: date, uri: str) -> dict:

@@ -86,7 +86,7 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         """The diffusion forecaster trained on the sessions ending at this as-of day."""
         key = context.partition_key
-        splits, arrays = as_of_windows(lake, key, profile)
+        splits, arrays = as_of_windows(lake, key, config.resolve_split(profile))
         days = splits.all_days
         model_config, train_config = config.resolve(profile)
         normaliser = fit_normaliser(arrays, splits, seed=train_config.seed)
@@ -178,17 +178,19 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
 def as_of_windows(
     lake: LakeResource, key: str, profile: Profile
 ) -> tuple[Splits, dict[str, DayArrays]]:
-    """The whole-day splits of the sessions ending at `key` and their (mapped) window arrays.
-
-    A `Failure` naming the day when any of them failed a blocking check of `clean_bars` or
-    `windows` (or was never finished).
-    """
+    """The whole-day splits of the sessions ending at `key` and their (mapped) window arrays."""
     days = sessions_ending(key, profile.days)
     splits = split_days(days, profile.train_days, profile.val_days, profile.test_days)
-    for day in days:
+    return splits, load_windows(lake, splits, needed_by=f"the as-of {key} model")
+
+
+def load_windows(lake: LakeResource, splits: Splits, needed_by: str) -> dict[str, DayArrays]:
+    """The window arrays of every day of `splits`; a `Failure` naming the day when one of them
+    failed a blocking check of `clean_bars` or `windows` (or was never finished)."""
+    for day in splits.all_days:
         for asset in ("clean_bars", "windows"):
-            require_passed(lake, asset, day, needed_by=f"the as-of {key} model")
-    return splits, {day: load_day_arrays(lake.local_folder("windows", day)) for day in days}
+            require_passed(lake, asset, day, needed_by=needed_by)
+    return {day: load_day_arrays(lake.local_folder("windows", day)) for day in splits.all_days}
 
 
 def _summary(

@@ -6,7 +6,7 @@ import dagster as dg
 
 from diffstock_ml.model.config import ModelConfig
 from diffstock_ml.train.config import TrainConfig
-from diffstock_ml.train.profiles import Profile
+from diffstock_ml.train.profiles import Profile, parse_split
 
 ENCODERS = ("transformer", "cnn_lstm")  # the choices of ModelConfig.encoder
 
@@ -19,7 +19,22 @@ class DiffusionModelConfig(dg.Config):
     batch_size: int | None = None
     lr: float | None = None
     seed: int | None = None
+    # "train,val,test" days: re-divides the sessions the as-of partition maps back (their number
+    # is fixed when the definitions load: DIFFSTOCK_SPLIT or the profile's split)
+    split: str | None = None
     registered_model_name: str = "diffstock-diffusion"
+
+    def resolve_split(self, profile: Profile) -> Profile:
+        if self.split is None:
+            return profile
+        train, val, test = parse_split(self.split)
+        if train + val + test != profile.days:
+            raise ValueError(
+                f"split {self.split} covers {train + val + test} days, but the model maps back "
+                f"{profile.days} sessions ({'/'.join(map(str, profile.split))}); to change how "
+                "many, set DIFFSTOCK_SPLIT and reload the definitions"
+            )
+        return profile.with_split(train, val, test)
 
     def resolve(self, profile: Profile) -> tuple[ModelConfig, TrainConfig]:
         model = profile.model

@@ -6,6 +6,7 @@ seed plan's 54 symbols x 40 days, `tiny` is for tests.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from diffstock_ml.model.config import ModelConfig
@@ -25,6 +26,32 @@ class Profile:
     def days(self) -> int:
         """Trading days one model needs: the as-of day and the ones before it."""
         return self.train_days + self.val_days + self.test_days
+
+    @property
+    def split(self) -> tuple[int, int, int]:
+        return self.train_days, self.val_days, self.test_days
+
+    def with_split(self, train: int, val: int, test: int) -> Profile:
+        """The same model and training on another day split (each part at least one day)."""
+        if min(train, val, test) < 1:
+            raise ValueError(
+                f"a split needs at least one day per part, got {train},{val},{test} "
+                "(train,val,test)"
+            )
+        return dataclasses.replace(self, train_days=train, val_days=val, test_days=test)
+
+
+def parse_split(text: str) -> tuple[int, int, int]:
+    """`"3,1,1"` -> (3, 1, 1); a ValueError that shows the expected form otherwise."""
+    try:
+        train, val, test = (int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(
+            f"a split is three whole numbers of days train,val,test such as 3,1,1, got {text!r}"
+        ) from None
+    if min(train, val, test) < 1:
+        raise ValueError(f"a split needs at least one day per part, got {text!r}")
+    return train, val, test
 
 
 _SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {

@@ -188,3 +188,35 @@ def test_a_day_killed_mid_write_reads_as_unfinished(tmp_path: Path) -> None:
     write_file_verdict(lake, "clean_bars", DAYS[0], pending_frame())  # what a killed run leaves
     with pytest.raises(dg.Failure, match=f"refuses clean_bars {DAYS[0]}: its last run did not"):
         require_passed(lake, "clean_bars", DAYS[0], needed_by="test")
+
+
+def test_an_empty_day_folder_fails_with_what_it_holds(tmp_path: Path, two_days: Path) -> None:
+    (two_days / "20251104").mkdir()
+    (two_days / "20251104" / "notes.txt").write_text("copy pending")
+    with dg.instance_for_test() as instance:
+        result = (
+            _defs(tmp_path, two_days)
+            .resolve_job_def("ingest_job")
+            .execute_in_process(partition_key="20251104", instance=instance, raise_on_error=False)
+        )
+    assert not result.success
+    error = result.get_step_failure_events()[0].step_failure_data.error
+    assert "20251104: the raw folder" in error.message
+    assert "holds no SYMBOL.csv (or .csv.gz) files (found: notes.txt" in error.message
+
+
+def test_console_failures_are_one_line_without_the_stack_trace() -> None:
+    import logging
+
+    from diffstock_assets.console import OneLineErrors
+
+    message = (
+        'Execution of step "clean_bars" failed.\n\n'
+        "dagster._core.definitions.events.Failure: No raw folder for session 20251104.\n\n"
+        'Stack Trace:\n  File "x.py", line 1, in f\n'
+    )
+    record = logging.LogRecord("dagster", logging.ERROR, "", 0, message, None, None)
+    OneLineErrors().filter(record)
+    assert record.getMessage() == (
+        'Execution of step "clean_bars" failed. Failure: No raw folder for session 20251104.'
+    )
