@@ -129,6 +129,8 @@ def build_evaluation_report(forecasts: dg.AssetsDefinition) -> dg.AssetsDefiniti
                 dg.AssetCheckResult(
                     check_name=PROMOTION_CHECK,
                     passed=promotion.promoted,
+                    description=f"the as-of {key} model: "
+                    + ("; ".join(promotion.reasons) or _champion_text(move)),
                     metadata={
                         "reasons": "; ".join(promotion.reasons) or "promoted",
                         "champion": _champion_text(move),

@@ -157,11 +157,13 @@ def test_promotion_is_a_blocking_check_and_the_new_version_is_the_challenger(tra
     tags = client.get_model_version("diffstock-diffusion", version).tags
     assert tags["as_of"] == DAYS[-1] and tags["test_days"] == DAYS[-1]
     report_md = (Path(settings.lake) / "evaluation_report" / DAYS[-1] / "report.md").read_text()
+    assert promotion.description.startswith(f"the as-of {DAYS[-1]} model: ")
     if promotion.passed:
         assert result.success and aliases["champion"] == version
         assert "becomes champion: there is no champion yet" in report_md
         assert float(tags["test_crps_bp"]) == promotion.metadata["crps_bp"].value
     else:  # the report exists, the gate fails the step, no champion
         assert promotion.metadata["reasons"].value and "Not promoted" in report_md
+        assert promotion.description.endswith(promotion.metadata["reasons"].value)
         assert failures and all("model_not_better_than_baseline" in m for m in failures)
         assert "champion" not in aliases
