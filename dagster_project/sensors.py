@@ -28,7 +28,7 @@ def folder_is_complete(folder: Path, now: float, quiet_seconds: float = QUIET_SE
     if (folder / MARKER).exists():
         return True
     files = [p for p in folder.iterdir() if p.is_file()]
-    if not any(p.suffix.lower() == ".csv" for p in files):
+    if not any(p.name.lower().endswith((".csv", ".csv.gz")) for p in files):
         return False
     return max(p.stat().st_mtime for p in files) < now - quiet_seconds
 

@@ -13,7 +13,7 @@ All prices are the forward-filled close of the day. The target `ret_30s` is the 
 looks forward, by design; it is not a feature.
 
 `FEATURE_TABLE` (model inputs, in order) and `OUTPUT_TABLE` below name and explain every column;
-`feature_table()` renders them as the markdown table the README shows.
+`feature_table()` renders them as the markdown table docs/assets.md shows.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def build_features(bars: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
 
 
 def feature_table() -> str:
-    """The markdown table of every output column and its meaning (copied into the README)."""
+    """The markdown table of every output column and its meaning (copied into docs/assets.md)."""
     rows = [f"| `{k}` | {v} |" for k, v in {**FEATURE_TABLE, **OUTPUT_TABLE}.items()]
     return "\n".join(["| column | meaning |", "|---|---|", *rows])
 

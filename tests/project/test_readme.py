@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from diffstock_ml.features import FEATURE_COLUMNS, OUTPUT_TABLE
+from diffstock_ml.features import FEATURE_COLUMNS, OUTPUT_TABLE, feature_table
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -48,6 +48,8 @@ def test_every_feature_is_documented_in_the_assets_doc() -> None:
     doc = ASSETS_DOC.read_text()
     for name in (*FEATURE_COLUMNS, *OUTPUT_TABLE):
         assert f"| `{name}` |" in doc, name
+    # the table itself, meanings included, as `feature_table()` renders it
+    assert feature_table().strip() in doc
     assert "docs/assets.md" in README  # and the README points there
 
 

@@ -115,3 +115,13 @@ def test_the_newest_model_retrains_once_its_windows_exist_and_passed_their_check
             defs, instance, evaluation_time=evening, cursor=second.cursor
         )
         assert third.get_requested_partitions(model) == {"20251104"}
+
+
+def test_a_folder_of_gzipped_files_is_complete_once_quiet(tmp_path: Path) -> None:
+    from dagster_project.sensors import folder_is_complete
+
+    folder = tmp_path / "20251103"
+    folder.mkdir()
+    (folder / "AMD.csv.gz").write_bytes(b"")
+    assert not folder_is_complete(folder, now=time.time())  # just written
+    assert folder_is_complete(folder, now=time.time() + 3600)
