@@ -82,3 +82,36 @@ def tiny_windows(tiny_market: Path, tmp_path_factory: pytest.TempPathFactory) ->
     root = tmp_path_factory.mktemp("tiny_windows")
     folders = [windows_from_raw(day, root) for day in sorted(tiny_market.iterdir())]
     return folders
+
+
+TINY_DAYS = ("20251031", "20251103", "20251104")
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tiny_market: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The tiny market ingested and `train_job` run as of its last day, in process, once per
+    test session: (settings, train_job result, model event, report event). Tests that change
+    the lake or the registry work on a copy of `settings.data`."""
+    import dagster as dg
+
+    from dagster_project.definitions import build_definitions
+    from dagster_project.settings import Settings
+
+    data = tmp_path_factory.mktemp("model_data")
+    env = {
+        "DIFFSTOCK_DATA": str(data),
+        "DIFFSTOCK_RAW": str(tiny_market),
+        "DIFFSTOCK_PROFILE": "tiny",
+    }
+    settings = Settings.from_env(env)
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        for day in TINY_DAYS:
+            job = defs.resolve_job_def("ingest_job")
+            assert job.execute_in_process(partition_key=day, instance=instance).success
+        result = defs.resolve_job_def("train_job").execute_in_process(
+            partition_key=TINY_DAYS[-1], instance=instance, raise_on_error=False
+        )
+        event = instance.get_latest_materialization_event(dg.AssetKey("diffusion_model"))
+        report = instance.get_latest_materialization_event(dg.AssetKey("evaluation_report"))
+    return settings, result, event, report

@@ -7,39 +7,16 @@ import mlflow
 import numpy as np
 import polars as pl
 import pytest
+from conftest import TINY_DAYS as DAYS
 from mlflow import MlflowClient
 
-from dagster_project.definitions import build_definitions
-from dagster_project.settings import Settings
 from diffstock_assets.partitions import sessions_ending
 from diffstock_ml.windows import load_day_arrays
 
-DAYS = ("20251031", "20251103", "20251104")
-
 
 @pytest.fixture(scope="module")
-def trained(tiny_market: Path, tmp_path_factory: pytest.TempPathFactory):
-    data = tmp_path_factory.mktemp("model_data")
-    env = {
-        "DIFFSTOCK_DATA": str(data),
-        "DIFFSTOCK_RAW": str(tiny_market),
-        "DIFFSTOCK_PROFILE": "tiny",
-    }
-    settings = Settings.from_env(env)
-    defs = build_definitions(settings)
-    with dg.instance_for_test() as instance:
-        for day in DAYS:
-            assert (
-                defs.resolve_job_def("ingest_job")
-                .execute_in_process(partition_key=day, instance=instance)
-                .success
-            )
-        result = defs.resolve_job_def("train_job").execute_in_process(
-            partition_key=DAYS[-1], instance=instance, raise_on_error=False
-        )
-        event = instance.get_latest_materialization_event(dg.AssetKey("diffusion_model"))
-        report = instance.get_latest_materialization_event(dg.AssetKey("evaluation_report"))
-    return settings, result, event, report
+def trained(tiny_trained):
+    return tiny_trained
 
 
 def test_training_asset_logs_an_mlflow_run_with_everything(trained) -> None:

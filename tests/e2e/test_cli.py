@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,20 +11,28 @@ import dagster as dg
 import mlflow
 import polars as pl
 import pytest
-from conftest import WriteFile, bar_line, utc
+from conftest import TINY_DAYS, WriteFile, bar_line, utc
 from mlflow import MlflowClient
 
 from diffstock_assets.partitions import trading_days
 
 ROOT = Path(__file__).resolve().parents[2]
-DAY = "20251103"
+DAYS = ("20251031", "20251103")
+
+
+def _materialize(env: dict, *arguments: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "dagster", "asset", "materialize"]
+    command += ["-m", "dagster_project.definitions", *arguments]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.e2e
-def test_materialize_a_day_through_the_cli(
+def test_materialize_a_range_of_days_through_the_cli(
     tmp_path: Path, write_file: WriteFile, raw_root: Path
 ) -> None:
-    write_file(DAY, "AMD.csv", [bar_line("AMD", utc(DAY, "14:30:00"), 100.0), "garbage"])
+    """`--partition-range` is one run with one materialisation per day; a bad row is named."""
+    write_file(DAYS[0], "AMD.csv", [bar_line("AMD", utc(DAYS[0], "13:30:00"), 100.0)])
+    write_file(DAYS[1], "AMD.csv", [bar_line("AMD", utc(DAYS[1], "14:30:00"), 100.0), "garbage"])
     home = tmp_path / "dagster_home"
     home.mkdir()
     env = {
@@ -32,58 +41,56 @@ def test_materialize_a_day_through_the_cli(
         "DIFFSTOCK_DATA": str(tmp_path / "data"),
         "DIFFSTOCK_RAW": str(raw_root),
     }
-    command = [sys.executable, "-m", "dagster", "asset", "materialize"]
-    selection = "clean_bars,features,windows"
-    command += ["-m", "dagster_project.definitions", "--select", selection, "--partition", DAY]
-    completed = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    completed = _materialize(
+        env, "--select", "clean_bars,features,windows", "--partition-range", "...".join(DAYS)
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "AMD.csv line 3: missing_field" in completed.stderr
 
-    bars = pl.read_parquet(tmp_path / "data" / "lake" / "clean_bars" / DAY / "bars.parquet")
-    assert bars.height == 23_400
+    for day in DAYS:
+        bars = pl.read_parquet(tmp_path / "data" / "lake" / "clean_bars" / day / "bars.parquet")
+        assert bars.height == 23_400
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        status = instance.get_status_by_partition(dg.AssetKey("clean_bars"), [DAY], trading_days)
-    assert status == {DAY: dg.AssetPartitionStatus.MATERIALIZED}
+        runs = instance.get_runs()
+        status = instance.get_status_by_partition(dg.AssetKey("windows"), list(DAYS), trading_days)
+    assert len(runs) == 1  # the whole range in one run
+    assert status == dict.fromkeys(DAYS, dg.AssetPartitionStatus.MATERIALIZED)
 
 
 @pytest.mark.e2e
-def test_model_and_report_through_the_cli_gate_ci(tmp_path: Path, tiny_market: Path) -> None:
-    """What a user's CI runs: ingest a range of days in one run, then model + forecasts + report
-    for an as-of day. A model the gate refuses makes the command exit non-zero and `champion`
-    stays unset; one that passes becomes `champion` and the command exits 0.
+def test_the_report_through_the_cli_gates_ci(tmp_path: Path, tiny_trained, tiny_market) -> None:
+    """What a user's CI runs last: the report for an as-of day. A model the gate refuses makes
+    the command exit non-zero and `champion` does not move; one that passes becomes `champion`
+    and the command exits 0.
 
-    The tiny model trains for seconds, so the test makes each outcome certain: the refusal by
-    setting the gate's baseline to the oracle through the run config (as a user can), the pass
-    by handing the report the oracle's forecasts as the model's.
+    On a copy of the tiny market's trained lake and registry. The tiny model trains for seconds,
+    so the test makes each outcome certain: the refusal by setting the gate's baseline to the
+    oracle through the run config (as a user can), the pass by handing the report the oracle's
+    forecasts as the model's.
     """
+    settings = tiny_trained[0]
+    data = tmp_path / "data"
+    shutil.copytree(settings.data, data)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    tracking = f"sqlite:///{tmp_path / 'data' / 'mlflow' / 'mlflow.db'}"
+    tracking = f"sqlite:///{data / 'mlflow' / 'mlflow.db'}"
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
-        "DIFFSTOCK_DATA": str(tmp_path / "data"),
+        "DIFFSTOCK_DATA": str(data),
         "DIFFSTOCK_RAW": str(tiny_market),
         "DIFFSTOCK_PROFILE": "tiny",
         "MLFLOW_TRACKING_URI": tracking,
     }
-    base = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-m",
-        "dagster_project.definitions",
-    ]
+    lake, day = data / "lake", TINY_DAYS[-1]
+    summary = json.loads((lake / "diffusion_model" / day / "summary.json").read_text())
+    registry = MlflowClient(tracking)
+    name, version = summary["registered_model"], summary["registered_version"]
+    if "champion" in registry.get_registered_model(name).aliases:  # start without a champion
+        registry.delete_registered_model_alias(name, "champion")
 
-    def materialize(selection: str, *options: str) -> subprocess.CompletedProcess:
-        command = [*base, "--select", selection, *options]
-        return subprocess.run(
-            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-        )
+    def aliases() -> dict[str, str]:
+        return {a: str(v) for a, v in registry.get_registered_model(name).aliases.items()}
 
     def gate(baseline: str, max_dm_pvalue: float, tolerance: float) -> str:
         config = {
@@ -93,56 +100,41 @@ def test_model_and_report_through_the_cli_gate_ci(tmp_path: Path, tiny_market: P
         }
         return json.dumps({"ops": {"evaluation_report": {"config": config}}})
 
-    days = ["20251031", "20251103", "20251104"]
-    ingest = materialize("clean_bars,features,windows", "--partition-range", "20251031...20251104")
-    assert ingest.returncode == 0, ingest.stderr[-3000:]
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        runs = instance.get_runs()
-        status = instance.get_status_by_partition(dg.AssetKey("windows"), days, trading_days)
-    assert len(runs) == 1  # the whole range in one run
-    assert status == dict.fromkeys(days, dg.AssetPartitionStatus.MATERIALIZED)
-
     # 1. refused: the report is written and logged, the command fails, no champion
-    refused = materialize(
-        "diffusion_model,forecasts,evaluation_report",
+    refused = _materialize(
+        env,
+        "--select",
+        "evaluation_report",
         "--partition",
-        days[-1],
+        day,
         "--config-json",
         gate("oracle", 0.05, 0.03),
     )
-    lake = tmp_path / "data" / "lake"
-    report = lake / "evaluation_report" / days[-1] / "report.md"
-    assert report.exists(), refused.stderr[-3000:]
-    assert refused.returncode != 0
+    report = lake / "evaluation_report" / day / "report.md"
+    assert refused.returncode != 0, refused.stderr[-3000:]
     assert "model_not_better_than_baseline" in refused.stderr
-    assert "Not promoted" in report.read_text()
-    summary = json.loads((lake / "diffusion_model" / days[-1] / "summary.json").read_text())
-    registry = MlflowClient(tracking)
-    name, version = summary["registered_model"], summary["registered_version"]
-    aliases = registry.get_registered_model(name).aliases
-    assert {alias: str(v) for alias, v in aliases.items()} == {"challenger": version}
+    assert "Not promoted" in report.read_text() and "does not beat oracle" in report.read_text()
+    assert aliases() == {"challenger": version}
     tags = registry.get_model_version(name, version).tags
-    assert tags["as_of"] == days[-1] and tags["test_days"] == ",".join(summary["splits"]["test"])
+    assert tags["as_of"] == day and tags["test_days"] == ",".join(summary["splits"]["test"])
 
     # 2. passes: a model that wins, made by giving the report the oracle's samples as the
     #    model's (the tiny model trains for seconds and cannot be relied on to win)
-    table = lake / "forecasts" / days[-1] / "forecasts.parquet"
+    table = lake / "forecasts" / day / "forecasts.parquet"
     frame = pl.read_parquet(table)
     oracle = frame.filter(pl.col("model") == "oracle").with_columns(model=pl.lit("diffusion"))
     pl.concat([frame.filter(pl.col("model") != "diffusion"), oracle]).write_parquet(table)
-    passed = materialize(
+    passed = _materialize(
+        env,
+        "--select",
         "evaluation_report",
         "--partition",
-        days[-1],
+        day,
         "--config-json",
         gate("ewma_gaussian", 0.05, 0.1),
     )
     assert passed.returncode == 0, passed.stderr[-3000:]
-    aliases = registry.get_registered_model(name).aliases
-    assert {alias: str(v) for alias, v in aliases.items()} == {
-        "challenger": version,
-        "champion": version,
-    }
+    assert aliases() == {"challenger": version, "champion": version}
     assert "becomes champion: there is no champion yet" in report.read_text()
     mlflow.set_tracking_uri(tracking)
     champion = mlflow.pyfunc.load_model(f"models:/{name}@champion")  # what the README serves
