@@ -82,7 +82,7 @@ class ModelConfig:
 class SamplerConfig:
     """How forecasts are drawn from a trained model."""
 
-    sampler: Literal["ddim", "ddpm"] = "ddim"
+    sampler: Literal["ddim", "ddpm", "dpmpp_2m"] = "ddim"
     # Denoising steps (a subsequence of the T training steps). Choose by coverage, not CRPS:
     # deterministic DDIM with few steps under-disperses (DESIGN §7).
     steps: int = 50
@@ -100,6 +100,8 @@ class SamplerConfig:
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
 
     def __post_init__(self) -> None:
+        if self.sampler not in ("ddim", "ddpm", "dpmpp_2m"):
+            raise ValueError(f"sampler must be ddim, ddpm or dpmpp_2m, got {self.sampler!r}")
         if self.precision not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"precision must be auto, float32 or bfloat16, got {self.precision!r}")
         if self.steps < 1:

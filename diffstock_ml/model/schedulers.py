@@ -1,10 +1,10 @@
-"""DDPM and DDIM samplers as small scheduler objects with the diffusers interface.
+"""DDPM, DDIM and DPM-Solver++(2M) samplers as small scheduler objects with the diffusers interface.
 
     scheduler.set_timesteps(50)
     for t in scheduler.timesteps:
         x = scheduler.step(denoiser(x, t), t, x, generator).prev_sample
 
-Both accept ε- or v-prediction and never clip the predicted x0: our targets are standardised
+All accept ε- or v-prediction and never clip the predicted x0: our targets are standardised
 returns with heavy tails, not images in [−1, 1], and clipping cuts the tails (DESIGN §7).
 Per-step coefficients are Python floats from the float64 schedule, so a step is a few fused
 tensor operations on the sample's device and never moves schedule tensors around.
@@ -181,15 +181,72 @@ class DDIMScheduler(_Scheduler):
         return StepResult(prev_sample, pred_x0)
 
 
+class DPMSolverMultistepScheduler(_Scheduler):
+    """Lu et al. (2022) DPM-Solver++(2M): second-order multistep solver of the diffusion ODE.
+
+    Works in the data-prediction form (x̂0 from ε̂ or v̂) and in λ_t = log(α_t / σ_t), with
+    α_t = sqrt(ᾱ_t), σ_t = sqrt(1 − ᾱ_t). The first step has no earlier x̂0 and is first order
+    (DDIM); so is the last, which goes to σ = 0 and returns x̂0 (diffusers' `lower_order_final`
+    with `final_sigmas_type="zero"`). Deterministic: `generator` is accepted and unused.
+    """
+
+    def set_timesteps(self, num_steps: int) -> None:
+        super().set_timesteps(num_steps)
+        self._previous: tuple[float, torch.Tensor] | None = None  # (λ_s1, x̂0 at s1)
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        t: int | torch.Tensor,
+        sample: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> StepResult:
+        """x_s -> x_t (t the next, less noisy timestep) by Algorithm 2 of DPM-Solver++."""
+        alpha_bar, alpha_bar_prev = self.alpha_bars(t)
+        if int(t) == int(self.timesteps[0]):  # a new chain: forget the last one's x̂0
+            self._previous = None
+        # 1. data prediction x̂0 = x_θ(x_s, s), never clipped
+        pred_x0 = to_clean(model_output, sample, alpha_bar, self.prediction).x0
+        lambda_s = half_log_snr(alpha_bar)
+        previous, self._previous = self._previous, (lambda_s, pred_x0)
+        if alpha_bar_prev == 1.0:  # 2. the last step, to σ_t = 0: x_t = x̂0 (first order)
+            return StepResult(pred_x0, pred_x0)
+        # 3. h = λ_t − λ_s; D = x̂0 (first order), or with r = h_{i−1} / h
+        #    D = (1 + 1/(2r))·x̂0(s) − 1/(2r)·x̂0(s1)  (second order, eq. 7 and Algorithm 2)
+        h = half_log_snr(alpha_bar_prev) - lambda_s
+        data = pred_x0
+        if previous is not None:
+            lambda_s1, pred_x0_s1 = previous
+            k = h / (2.0 * (lambda_s - lambda_s1))  # 1 / (2r)
+            data = (1.0 + k) * pred_x0 - k * pred_x0_s1
+        # 4. x_t = (σ_t / σ_s)·x_s − α_t·(e^{−h} − 1)·D
+        sigma_ratio = math.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar))
+        prev_sample = sigma_ratio * sample - math.sqrt(alpha_bar_prev) * math.expm1(-h) * data
+        return StepResult(prev_sample, pred_x0)
+
+
+def half_log_snr(alpha_bar: float) -> float:
+    """λ = log(α / σ) = ½·log(ᾱ / (1 − ᾱ)), the time variable of DPM-Solver."""
+    return 0.5 * (math.log(alpha_bar) - math.log1p(-alpha_bar))
+
+
+Scheduler = DDPMScheduler | DDIMScheduler | DPMSolverMultistepScheduler
+
+
 def make_scheduler(
     config: SamplerConfig, alphas_cumprod: torch.Tensor, prediction: Prediction
-) -> DDPMScheduler | DDIMScheduler:
+) -> Scheduler:
     """The scheduler `config` names, with its timesteps set to `config.steps`."""
+    spacing = config.timestep_spacing
     if config.sampler == "ddim":
-        scheduler = DDIMScheduler(alphas_cumprod, prediction, config.timestep_spacing, config.eta)
+        scheduler: Scheduler = DDIMScheduler(alphas_cumprod, prediction, spacing, config.eta)
     elif config.sampler == "ddpm":
-        scheduler = DDPMScheduler(alphas_cumprod, prediction, config.timestep_spacing)
+        scheduler = DDPMScheduler(alphas_cumprod, prediction, spacing)
+    elif config.sampler == "dpmpp_2m":
+        scheduler = DPMSolverMultistepScheduler(alphas_cumprod, prediction, spacing)
     else:
-        raise ValueError(f"unknown sampler {config.sampler!r}; expected 'ddim' or 'ddpm'")
+        raise ValueError(
+            f"unknown sampler {config.sampler!r}; expected 'ddim', 'ddpm' or 'dpmpp_2m'"
+        )
     scheduler.set_timesteps(config.steps)
     return scheduler
