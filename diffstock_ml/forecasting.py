@@ -8,7 +8,8 @@ context (target, scale, price, time) so the evaluation never re-reads the window
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +87,10 @@ class CalibratedDiffusion(Baseline):
     coverage (`Baseline.fit`), then snapped to the grid. A model that over- or under-disperses
     in-sample is corrected by the same rule as the volatility baselines; the factor is reported
     with theirs. Sampling is costly, so the factor is fitted on fewer anchors (`DIFFUSION_FIT`).
+
+    A bundle that carries its factor (`fit_spread_factor`, run where the model was trained, on
+    the same training days and by this same rule) is not fitted again: `fit` takes that factor,
+    so the served model and the reported forecasts use one number.
     """
 
     name = DIFFUSION
@@ -93,6 +98,13 @@ class CalibratedDiffusion(Baseline):
     def __init__(self, bundle: ModelBundle, scale_fit: ScaleFit | None = None) -> None:
         super().__init__(scale_fit or DIFFUSION_FIT, bundle.sampler.tick)
         self.bundle = bundle
+
+    def fit(self, train_days: Sequence[DayArrays], rng: np.random.Generator) -> None:
+        """The bundle's own factor when it carries one, else fitted on `train_days` here."""
+        if self.bundle.spread_factor is not None:
+            self.scale = self.bundle.spread_factor
+            return
+        super().fit(train_days, rng)
 
     def draw(
         self, day: DayArrays, anchors: np.ndarray, n_samples: int, rng: np.random.Generator
@@ -118,6 +130,23 @@ class CalibratedDiffusion(Baseline):
 WINDOW_CHUNK = 4_096  # windows gathered and sampled at a time (~50 MB of windows)
 # 2,000 training anchors x 100 samples: 15-60 s of DDIM-50 for the demo model on 2 CPU cores.
 DIFFUSION_FIT = ScaleFit(max_anchors=2_000, n_samples=100)
+
+
+def fit_spread_factor(
+    bundle: ModelBundle,
+    train_days: Sequence[DayArrays],
+    seed: int = 0,
+    scale_fit: ScaleFit | None = None,
+) -> float:
+    """The model's spread factor, fitted on its training days as `forecasts` fits every model's.
+
+    Run where the model is trained; the factor travels in the bundle (`save_bundle`) to the
+    served pyfunc and to `forecasts`. A bundle that already carries a factor is refitted.
+    """
+    raw = dataclasses.replace(bundle, spread_factor=None)
+    model = CalibratedDiffusion(raw, scale_fit)
+    model.fit(train_days, np.random.default_rng(seed))
+    return float(model.scale)
 
 
 def forecast_day(

@@ -73,8 +73,11 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
         direction_training = dataclasses.replace(
             profile.train, max_steps=config.direction_max_steps
         )
-        # the model first, then every baseline: all get a spread factor fitted on training days
+        # the model first, then every baseline: all get a spread factor fitted on training days;
+        # the model's was fitted where it was trained and travels in its bundle (older, raw
+        # bundles are fitted here)
         models: dict[str, Baseline] = {DIFFUSION: CalibratedDiffusion(bundle)}
+        diffusion_factor = "bundle" if bundle.calibrated else "fitted here (raw bundle)"
         for name, cls in BASELINES.items():
             options = {
                 "model_config": bundle.model.config,
@@ -125,6 +128,7 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
                 "spread_factors": markdown_table(
                     pl.DataFrame(scales, schema=["model", "scale"], orient="row")
                 ),
+                "diffusion_spread_factor_from": diffusion_factor,
                 "path": dg.MetadataValue.path(uri),
             }
         )

@@ -19,7 +19,8 @@ from diffstock_assets.partitions import sessions_ending, trading_days
 from diffstock_assets.registry import register_challenger
 from diffstock_assets.resources import ComputeResource, LakeResource
 from diffstock_ml.batches import Normaliser
-from diffstock_ml.model.bundle import save_bundle
+from diffstock_ml.forecasting import fit_spread_factor
+from diffstock_ml.model.bundle import make_bundle, save_bundle
 from diffstock_ml.splits import Splits, fit_normaliser, split_days
 from diffstock_ml.train import EvalMetrics, StepMetrics, TrainResult, train
 from diffstock_ml.train.checkpoint import LATEST
@@ -119,14 +120,23 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
                     _Progress(context.log, metrics),
                 )
             summary = _summary(result, splits, arrays, train_config)
+            features, length = arrays[days[0]].feature_names, arrays[days[0]].config.length
+            # the factor `forecasts` and the served model apply, fitted once, on the training days
+            trained = make_bundle(
+                model_config, result.best_state, normaliser, features, length, device=device
+            )
+            train_days = [arrays[d] for d in splits.train]
+            summary["spread_factor"] = fit_spread_factor(trained, train_days, train_config.seed)
+            context.log.info(f"spread factor {summary['spread_factor']:.3f} (training days)")
             with tempfile.TemporaryDirectory() as scratch:
                 bundle = save_bundle(
                     Path(scratch) / BUNDLE_FILE,
                     model_config,
                     result.best_state,
                     normaliser,
-                    arrays[days[0]].feature_names,
-                    arrays[days[0]].config.length,
+                    features,
+                    length,
+                    spread_factor=summary["spread_factor"],
                 )
                 _log_artifacts(Path(scratch), summary, configs, normaliser, checkpoints)
                 info = log_diffusion_model(bundle, config.registered_model_name)
@@ -163,6 +173,7 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
                 "best_val_crps_bp": result.best_val_crps_bp,
                 "first_val_crps_bp": result.first_val_crps_bp,
                 "best_step": result.best_step,
+                "spread_factor": summary["spread_factor"],
                 "steps": result.steps,
                 "resumed_from_step": result.resumed_from,
                 "wall_time_s": result.wall_s,
@@ -234,7 +245,11 @@ def _log_artifacts(
         mlflow_api.log_artifact(str(scratch / name))
     mlflow_api.log_artifact(str(checkpoints / LATEST), "checkpoint")
     mlflow_api.log_metrics(
-        {"best_val_crps_bp": summary["best_val_crps_bp"], "train_wall_s": summary["wall_s"]}
+        {
+            "best_val_crps_bp": summary["best_val_crps_bp"],
+            "train_wall_s": summary["wall_s"],
+            "spread_factor": summary["spread_factor"],
+        }
     )
 
 

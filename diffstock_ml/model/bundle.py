@@ -3,6 +3,11 @@
 This is what the training asset logs to MLflow and what the pyfunc wrapper, the forecasts asset
 and users load: `load_bundle(path).predict(x, sigma, close)` takes RAW feature windows
 (`[B, N, F]`, as stored by the `windows` asset) and normalises them itself.
+
+A bundle may carry the model's spread factor, fitted on its training days where it was trained
+(`forecasting.fit_spread_factor`, the rule every model of the `forecasts` stage gets), so that
+served and reported forecasts are the same; `predict(..., calibrated=True)` applies it. Bundles
+written before it existed load as raw (`spread_factor` None).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import torch
 from diffstock_ml.batches import Normaliser
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.model.diffusion import DiffusionForecaster
-from diffstock_ml.model.forecast import Forecast, forecast
+from diffstock_ml.model.forecast import Forecast, apply_spread_factor, forecast
 
 QUANTILE_LEVELS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 
@@ -31,6 +36,13 @@ class ModelBundle:
     feature_names: tuple[str, ...]
     window_length: int
     sampler: SamplerConfig
+    # fitted on the training days by 90 % coverage (`fit_spread_factor`); None: raw, not fitted
+    spread_factor: float | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the bundle carries a fitted spread factor."""
+        return self.spread_factor is not None
 
     @torch.no_grad()
     def predict(
@@ -41,8 +53,12 @@ class ModelBundle:
         n_samples: int | None = None,
         seed: int = 0,
         chunk: int = 256,
+        calibrated: bool = False,
     ) -> Forecast:
-        """Forecast the 30 s return of each raw window `x [B, N, F]` (chunked over B)."""
+        """Forecast the 30 s return of each raw window `x [B, N, F]` (chunked over B).
+
+        Raw draws by default; with `calibrated`, spread by the bundle's factor (none if raw).
+        """
         device = next(self.model.parameters()).device
         x, sigma, close = (torch.as_tensor(np.asarray(a)) for a in (x, sigma, close))
         if x.ndim != 3 or x.shape[1:] != (self.window_length, len(self.feature_names)):
@@ -70,7 +86,10 @@ class ModelBundle:
             )
             samples.append(result.samples.cpu())
             continuous.append(result.continuous.cpu())
-        return Forecast(torch.cat(samples), torch.cat(continuous))
+        result = Forecast(torch.cat(samples), torch.cat(continuous))
+        if calibrated and self.spread_factor is not None:
+            return apply_spread_factor(result, self.spread_factor, close.cpu(), sampler)
+        return result
 
 
 def save_bundle(
@@ -81,8 +100,14 @@ def save_bundle(
     feature_names: tuple[str, ...],
     window_length: int,
     sampler: SamplerConfig | None = None,
+    spread_factor: float | None = None,
 ) -> Path:
-    """Write the bundle file (a plain dict of tensors and JSON-able values)."""
+    """Write the bundle file (a plain dict of tensors and JSON-able values).
+
+    `spread_factor`: the factor fitted on the training days (`fit_spread_factor`), None if raw.
+    """
+    if spread_factor is not None and not (np.isfinite(spread_factor) and spread_factor > 0):
+        raise ValueError(f"spread_factor must be finite and positive, got {spread_factor}")
     torch.save(
         {
             "model_config": dataclasses.asdict(model_config),
@@ -91,6 +116,7 @@ def save_bundle(
             "feature_names": list(feature_names),
             "window_length": window_length,
             "sampler": dataclasses.asdict(sampler or SamplerConfig()),
+            "spread_factor": None if spread_factor is None else float(spread_factor),
         },
         path,
     )
@@ -111,6 +137,8 @@ def load_bundle(path: Path, device: torch.device | str = "cpu") -> ModelBundle:
         int(data["window_length"]),
         SamplerConfig(**data["sampler"]),
         device,
+        # bundles written before the factor was stored are raw
+        data.get("spread_factor"),
     )
 
 
@@ -122,6 +150,7 @@ def make_bundle(
     window_length: int,
     sampler: SamplerConfig | None = None,
     device: torch.device | str = "cpu",
+    spread_factor: float | None = None,
 ) -> ModelBundle:
     """A `ModelBundle` from trained weights (plain or EMA-wrapped names), in eval mode."""
     model = DiffusionForecaster(model_config, n_features=len(feature_names))
@@ -132,6 +161,7 @@ def make_bundle(
         feature_names=tuple(feature_names),
         window_length=window_length,
         sampler=sampler or SamplerConfig(),
+        spread_factor=spread_factor,
     )
 
 

@@ -103,7 +103,9 @@ class Forecast:
         position = torch.tensor(levels, dtype=F64, device=ordered.device) * (ordered.shape[1] - 1)
         lower, upper = position.floor().long(), position.ceil().long()  # [L]
         weight = position - lower  # [L]
-        return ordered[:, lower] * (1 - weight) + ordered[:, upper] * weight  # [B, L]
+        # lerp is exact where the two order statistics tie; cummax keeps the levels ordered
+        # against the last bit of rounding between neighbouring brackets
+        return torch.lerp(ordered[:, lower], ordered[:, upper], weight).cummax(dim=1).values
 
     def var(self, alpha: float) -> torch.Tensor:
         """`[B]` Value at Risk at level `alpha` (0.01, 0.05) as a positive loss: −q_alpha.
@@ -111,6 +113,25 @@ class Forecast:
         A VaR hit is a realised return below `-forecast.var(alpha)`.
         """
         return -self.quantiles([alpha])[:, 0]
+
+
+def apply_spread_factor(
+    result: Forecast, factor: float, close: torch.Tensor, sampler_config: SamplerConfig
+) -> Forecast:
+    """`result` with each row's deviations from its median multiplied by `factor`, re-snapped.
+
+    The spread factor of the `forecasts` stage (`Baseline.sample`): centre = the median of a
+    window's continuous draws, draws = centre + factor · (draws − centre), then snapped to the
+    grid at the anchor prices `close [B]` if the sampler snaps. A factor of 1 changes nothing.
+    """
+    if factor == 1.0:
+        return result
+    continuous = result.continuous if result.continuous is not None else result.samples
+    center = continuous.quantile(0.5, dim=1, keepdim=True)  # [B, 1], as numpy's median
+    spread = center + factor * (continuous - center)  # [B, S]
+    if not sampler_config.snap_to_tick:
+        return Forecast(spread, spread)
+    return Forecast(snap_to_grid(spread, close, sampler_config.tick), spread)
 
 
 def forecast(
