@@ -67,6 +67,11 @@ class Normaliser:
         # (x - median) / scale as one fused multiply-add: x * (1/scale) + (-median/scale)
         return torch.addcmul(shift, x, inverse_scale).clamp_(-self.clip, self.clip)
 
+    def apply_(self, x: torch.Tensor) -> torch.Tensor:
+        """`apply` in place (the same values, no new tensor); returns `x`."""
+        shift, inverse_scale = _constants(self, x.dtype, x.device)
+        return torch.addcmul(shift, x, inverse_scale, out=x).clamp_(-self.clip, self.clip)
+
     def to_dict(self) -> dict[str, object]:
         return {"median": list(self.median), "scale": list(self.scale), "clip": self.clip}
 
@@ -185,8 +190,8 @@ class WindowLoader:
             torch.index_select(tensors.scalars, 0, cell, out=scalars[start:end])
             start = end
         x = x.view(len(anchors), self.length, n_features)  # [B, N, F]
-        if self.normaliser is not None:
-            x = self.normaliser.apply(x)
+        if self.normaliser is not None:  # in place: no second [B, N, F] tensor per batch
+            self.normaliser.apply_(x)
         target, sigma, close = scalars.T.contiguous()  # 3 x [B]
         return Batch(x, target, sigma, close, anchors)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -22,6 +23,7 @@ from diffstock_ml.ingest.read import (
     list_day_folder,
     read_day_files,
     rejected_file,
+    symbol_of,
 )
 from diffstock_ml.ingest.schema import FILES_SCHEMA, QUARANTINE_SCHEMA, RAW_COLUMNS, Reason
 from diffstock_ml.ingest.timestamps import with_utc_timestamps
@@ -33,6 +35,9 @@ from diffstock_ml.ingest.validate import (
     parse_fields,
     wrong_bar_lengths,
 )
+
+# Raw CSV bytes read and checked at once (a full synthetic day of 54 symbols is ~200 MB).
+BATCH_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -73,41 +78,83 @@ def clean_day(folder: Path, day: dt.date, config: IngestConfig | None = None) ->
     config = config or IngestConfig()
     open_utc, close_utc = session_bounds(day)
     listing = list_day_folder(folder)
-    raw_files = read_day_files(listing.csv_files)
-    try:
-        checked = _check_files(raw_files, day, config)
-    except FILE_ERRORS:
-        checked = _check_one_by_one(raw_files, day, config)
+    parts = [_check_batch(paths, day, config) for paths in _file_batches(listing.csv_files)]
+    checked = _concat(parts) if parts else _check_files([], day, config)
     bars = build_grid(checked.good.lazy(), open_utc, close_utc, config.stale_after_s).collect()
+    listed = {path.name: i for i, path in enumerate(listing.csv_files)}
     return CleanDay(
         day=day,
         bars=bars,
         quarantine=checked.quarantine.sort("file", "line", nulls_last=False),
-        files=checked.files,
+        files=checked.files.sort(pl.col("file").replace_strict(listed, return_dtype=pl.Int64)),
         ignored=listing.ignored,
     )
 
 
+def _file_batches(paths: Sequence[Path]) -> list[list[Path]]:
+    """The files in batches of about BATCH_BYTES, every file of a symbol in the same batch.
+
+    Every check is per file, so a batch gives the same rows as the whole day; only one batch's
+    raw text is held at a time, which bounds the memory of a large day.
+    """
+    by_symbol: dict[str, list[Path]] = {}
+    for path in paths:
+        by_symbol.setdefault(symbol_of(path.name), []).append(path)
+    batches, size = [[]], 0
+    for files in by_symbol.values():
+        if size >= BATCH_BYTES:
+            batches, size = [*batches, []], 0
+        batches[-1].extend(files)
+        size += sum(_size(path) for path in files)
+    return [batch for batch in batches if batch]
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file; 0 when it cannot be read (its reader rejects it with the reason)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _check_batch(paths: Sequence[Path], day: dt.date, config: IngestConfig) -> _Checked:
+    """Read and check some files; whatever one file raises only rejects that file."""
+    raw_files = read_day_files(paths)
+    try:
+        return _check_files(raw_files, day, config)
+    except FILE_ERRORS:
+        return _check_one_by_one(raw_files, day, config)
+
+
 def _check_files(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -> _Checked:
-    """Check the rows of all `raw_files` in one pass (the fast path: the whole day at once)."""
-    texts = [f.rows for f in raw_files if f.rows is not None]
-    rows = pl.concat(texts, how="vertical") if texts else empty_raw_rows()
-    timestamps = with_utc_timestamps(rows, day)
+    """Check the rows of all `raw_files` in one pass (the fast path: a whole batch at once)."""
+    timestamps = with_utc_timestamps(_concat_rows(raw_files), day)
     checked = _checked_rows(timestamps.rows, day, config)
     raw_files = _with_verdicts(raw_files, timestamps.new_york, wrong_bar_lengths(checked))
-    good = checked.filter(pl.col("reason").is_null()).select(
-        pl.col("symbol"),
-        pl.col("bob_utc").alias("ts"),
-        pl.col("close_tick").alias("close"),
-        pl.col("high_tick").alias("high"),
-        pl.col("low_tick").alias("low"),
-        pl.col("volume_num").alias("volume"),
-        pl.col("amount_num").alias("amount"),
+    good = (
+        checked.lazy()
+        .filter(pl.col("reason").is_null())
+        .select(
+            pl.col("symbol"),
+            pl.col("bob_utc").alias("ts"),
+            pl.col("close_tick").alias("close"),
+            pl.col("high_tick").alias("high"),
+            pl.col("low_tick").alias("low"),
+            pl.col("volume_num").alias("volume"),
+            pl.col("amount_num").alias("amount"),
+        )
+        .collect()
     )
     quarantine = pl.concat(
         [_row_quarantine(checked, day), _file_quarantine(raw_files)], how="vertical"
     )
     return _Checked(good, quarantine, _file_report(raw_files, checked))
+
+
+def _concat_rows(raw_files: list[RawFile]) -> pl.DataFrame:
+    """The rows of every file that was read, file after file (RAW_ROWS_SCHEMA)."""
+    texts = [f.rows for f in raw_files if f.rows is not None]
+    return pl.concat(texts, how="vertical") if texts else empty_raw_rows()
 
 
 def _check_one_by_one(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -> _Checked:
@@ -121,6 +168,10 @@ def _check_one_by_one(raw_files: list[RawFile], day: dt.date, config: IngestConf
             parts.append(_check_files([failed], day, config))
     if not parts:
         return _check_files([], day, config)
+    return _concat(parts)
+
+
+def _concat(parts: list[_Checked]) -> _Checked:
     return _Checked(*(pl.concat(frames, how="vertical") for frames in zip(*parts, strict=True)))
 
 
@@ -150,14 +201,24 @@ def _file_symbol() -> pl.Expr:
 
 def _checked_rows(rows: pl.DataFrame, day: dt.date, config: IngestConfig) -> pl.DataFrame:
     """Every row with its `reason` (null when good), good rows sorted by (file, second, line)."""
-    parsed = rows.pipe(parse_fields, config.tick).pipe(assign_reasons, _file_symbol(), day)
+    # Rows come file by file: each run of `file` takes its symbol from a table of the runs,
+    # which is much cheaper than a regular expression on every row.
+    runs = rows.get_column("file").rle().struct.field("value")
+    run_symbols = pl.Series([symbol_of(name) for name in runs], dtype=pl.String)
+    file_symbol = pl.lit(run_symbols).gather(pl.col("file").rle_id())
+    parsed = rows.pipe(parse_fields, config.tick).pipe(assign_reasons, file_symbol, day)
     checked = parsed.collect()
-    valid = checked.filter(pl.col("reason").is_null())
+    if checked.get_column("reason").null_count() == checked.height:  # the usual day: no copy
+        valid, invalid = checked, checked.clear()
+    else:
+        valid = checked.filter(pl.col("reason").is_null())
+        invalid = checked.filter(pl.col("reason").is_not_null())
+    del checked  # only `valid` and `invalid` from here: one copy of the rows at a time
     out_of_order = (pl.col("file") == pl.col("file").shift(1)) & (pl.col("bob_utc").diff() < 0)
     if valid.select(out_of_order.any()).item():
         valid = valid.sort("file", "bob_utc", "line")
     valid = mark_outliers(mark_duplicates(valid), config.outlier_factor, config.outlier_neighbours)
-    invalid = checked.filter(pl.col("reason").is_not_null()).with_columns(
+    invalid = invalid.with_columns(
         pl.lit(None, pl.Int64).alias("kept_line"),
         pl.lit(None, pl.Float64).alias("neighbour_median"),
     )

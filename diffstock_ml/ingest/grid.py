@@ -35,73 +35,70 @@ def build_grid(
     frame = bars.collect()
     symbols = frame.get_column("symbol").unique().sort()
     seconds = session_seconds(open_utc, close_utc)
-    seed = (
-        frame.lazy()
-        .filter(pl.col("ts") < open_utc)
-        .sort("ts")
-        .group_by("symbol")
-        .agg(pl.col("close").last().alias("_seed_close"), pl.col("ts").last().alias("_seed_ts"))
-    )
-    last_trade = (
-        pl.when(pl.col("close").is_not_null())
-        .then(pl.col("ts"))
-        .forward_fill()
-        .over("symbol")
-        .fill_null(pl.col("_seed_ts"))
-    )
-    close = pl.col("close").forward_fill().over("symbol").fill_null(pl.col("_seed_close"))
-    age = pl.col("ts") - pl.col("_last_trade")
-    # symbols (sorted) x seconds (sorted) is already in (symbol, ts) order: joins keep it.
+    shape = (len(symbols), len(seconds))
+    symbol_index = pl.col("symbol").cast(pl.Enum(symbols)).to_physical().cast(pl.Int64)
+    offset = (pl.col("ts") - pl.lit(open_utc)).dt.total_seconds()  # seconds since the open
+    located = frame.select(symbol_index.alias("row"), offset.alias("second"), *VALUE_COLUMNS)
+    values = _scatter_on_grid(located.filter(pl.col("second").is_between(0, shape[1] - 1)), shape)
+    seed_close, seed_second = _seeds(located.filter(pl.col("second") < 0), len(symbols))
+
+    # last trade of each cell: its second since the open, or the seed's (negative), or NaN
+    traded = ~np.isnan(values["close"])
+    last = np.maximum.accumulate(np.where(traded, np.arange(shape[1]), -1), axis=1)
+    has_last = last >= 0
+    rows = np.arange(shape[0])[:, None]
+    close = np.where(has_last, values["close"][rows, np.maximum(last, 0)], seed_close[:, None])
+    last_second = np.where(has_last, last, seed_second[:, None])
+    age = np.arange(shape[1]) - last_second  # NaN when there was no trade at all
+    filled = ~traded
+    columns = {
+        "symbol": symbols.gather(np.repeat(np.arange(shape[0]), shape[1])),
+        "ts": pl.concat([seconds] * shape[0]) if shape[0] else seconds.clear(),
+        "close": close,
+        "high": np.where(filled, close, values["high"]),
+        "low": np.where(filled, close, values["low"]),
+        "volume": np.where(filled, 0.0, values["volume"]),
+        "amount": np.where(filled, 0.0, values["amount"]),
+        "filled": filled.ravel(),
+        "stale": ~(age <= stale_after_s).ravel(),
+    }
+    grid = {
+        name: pl.Series(name, column.ravel(), nan_to_null=True)
+        if isinstance(column, np.ndarray) and column.dtype.kind == "f"
+        else column
+        for name, column in columns.items()
+    }
     return (
-        _scatter_on_grid(frame, symbols, seconds)
+        pl.DataFrame(grid)
         .lazy()
-        .join(seed, on="symbol", how="left", maintain_order="left")
-        .with_columns(
-            pl.col("close").is_null().alias("filled"),
-            last_trade.alias("_last_trade"),
-        )
-        .with_columns(
-            close.alias("close"),
-            (pl.col("_last_trade").is_null() | (age > dt.timedelta(seconds=stale_after_s))).alias(
-                "stale"
-            ),
-        )
-        .with_columns(
-            pl.col("high").fill_null(pl.col("close")),
-            pl.col("low").fill_null(pl.col("close")),
-            pl.col("volume").fill_null(0.0),
-            pl.col("amount").fill_null(0.0),
-        )
         .select(pl.col(name).cast(dtype) for name, dtype in BARS_SCHEMA.items())
     )
 
 
-def _scatter_on_grid(frame: pl.DataFrame, symbols: pl.Series, seconds: pl.Series) -> pl.DataFrame:
-    """symbols x seconds in (symbol, ts) order, with each regular-hours bar in its cell.
+def _scatter_on_grid(located: pl.DataFrame, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Each value column as a `[symbols, seconds]` array with each bar in its cell, NaN elsewhere.
 
-    Cell = symbol index x T + second of the session: numpy assignments place the bars, which
-    is several times faster than joining on (symbol, ts). Cells without a bar are null.
+    numpy assignments place the bars, which is several times faster than joining on
+    (symbol, ts).
     """
-    n_seconds = len(seconds)
-    open_utc = seconds[0]
-    symbol_index = pl.col("symbol").cast(pl.Enum(symbols)).to_physical().cast(pl.Int64)
-    offset = (pl.col("ts") - pl.lit(open_utc)).dt.total_seconds()
-    regular = frame.filter((offset >= 0) & (offset < n_seconds)).select(
-        (symbol_index * n_seconds + offset).alias("cell"), *VALUE_COLUMNS
-    )
-    cells = regular.get_column("cell").to_numpy()
-    columns = {}
+    rows = located.get_column("row").to_numpy()
+    seconds = located.get_column("second").to_numpy()
+    grid = {}
     for name in VALUE_COLUMNS:
-        values = np.full(len(symbols) * n_seconds, np.nan)
-        values[cells] = regular.get_column(name).to_numpy()
-        columns[name] = pl.Series(name, values, nan_to_null=True)
-    return pl.DataFrame(
-        {
-            "symbol": symbols.gather(np.repeat(np.arange(len(symbols)), n_seconds)),
-            "ts": pl.concat([seconds] * len(symbols)) if len(symbols) else seconds.clear(),
-            **columns,
-        }
-    )
+        values = np.full(shape, np.nan)
+        values[rows, seconds] = located.get_column(name).to_numpy()
+        grid[name] = values
+    return grid
+
+
+def _seeds(pre_market: pl.DataFrame, n_symbols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per symbol: close and second (negative: before the open) of its last pre-market trade."""
+    last = pre_market.sort("second").group_by("row").agg(pl.col("close", "second").last())
+    close, second = np.full(n_symbols, np.nan), np.full(n_symbols, np.nan)
+    rows = last.get_column("row").to_numpy()
+    close[rows] = last.get_column("close").to_numpy()
+    second[rows] = last.get_column("second").to_numpy()
+    return close, second
 
 
 def empty_bars() -> pl.DataFrame:

@@ -1,0 +1,116 @@
+"""Rewrite rows of the README's performance table from the JSON the benchmarks write (`--out`).
+
+The table lies between `<!-- performance-table:start -->` and `<!-- performance-table:end -->`;
+its columns stay `benchmark | what | figures | target`. Each JSON file replaces the row of its
+benchmark (by its `"benchmark"` key: ingest, batches); rows without a JSON are kept as they
+are. The figures are the JSON's, so the table says what a run measured, not what was remembered.
+
+    python benchmarks/ingest.py --out /tmp/ingest.json
+    python benchmarks/batches.py --out /tmp/batches.json
+    python benchmarks/readme_table.py /tmp/ingest.json /tmp/batches.json [--readme README.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+START, END = "<!-- performance-table:start -->", "<!-- performance-table:end -->"
+
+
+def _met(report: dict) -> str:
+    return "met" if report["meets_targets"] else "**not met**"
+
+
+def _load(report: dict) -> str:
+    start, end = report["host"]["load_average"]
+    return f"{report['host']['cpus']}-core host, load {start[0]:.1f} → {end[0]:.1f}"
+
+
+def ingest_row(r: dict) -> list[str]:
+    res, stages = r["results"], r["clean_day_stages_s"]
+    what = (
+        f"`clean_bars` on one full synthetic day ({r['files']} symbols, {r['raw_rows']:,} rows, "
+        f"{r['raw_mb']:.0f} MB of CSV), {r['rounds']} interleaved rounds"
+    )
+    figures = (
+        f"{res['clean_bars']['wall_s_median']:.2f} s (floor {res['floor']['wall_s_median']:.2f} s,"
+        f" pandas {res['pandas']['wall_s_median']:.2f} s): **{r['clean_bars_vs_floor']}× the "
+        f"bare `polars.read_csv` floor, {r['pandas_vs_clean_bars']}× the speed of pandas' "
+        f"cleaning**; peak RSS {res['clean_bars']['peak_rss_mb']:.0f} MB = "
+        f"**{r['rss_vs_csv']}× the CSV**; stages "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items())
+        + f" ({_load(r)})"
+    )
+    t = r["targets"]
+    target = (
+        f"≤ {t['clean_bars_vs_floor_max']:g}× floor, ≥ {t['pandas_vs_clean_bars_min']:g}× pandas,"
+        f" RSS ≤ {t['rss_vs_csv_max']:g}× CSV: "
+        + ", ".join(f"{k} {'met' if ok else '**not met**'}" for k, ok in r["meets"].items())
+    )
+    return ["`benchmarks/ingest.py`", what, figures, target]
+
+
+def batches_row(r: dict) -> list[str]:
+    res = r["results"]
+    what = (
+        f"{r['timed_windows']:,} windows of a shuffled epoch over {r['days']} full days "
+        f"({r['array_mb']:.0f} MB of arrays), each loader in a fresh process, {r['rounds']} "
+        "interleaved rounds, vs a naive `DataLoader` over the same number of windows"
+    )
+    figures = (
+        f"{res['ours_normalised']['windows_per_s_best']:,} windows/s normalised "
+        f"({res['ours']['windows_per_s_best']:,} raw), naive "
+        f"{res['naive']['windows_per_s_best']:,} → **{r['speedup_normalised_vs_naive']}× "
+        f"normalised** ({r['speedup_vs_naive']}× raw); a full normalised epoch peaks at "
+        f"**{r['peak_rss_vs_arrays']}× the arrays** ({_load(r)})"
+    )
+    t = r["targets"]
+    target = (
+        f"≥ {t['speedup_normalised_vs_naive_min']:g}× normalised, RSS ≤ "
+        f"{t['peak_rss_vs_arrays_max']:g}×: "
+        + ", ".join(f"{k} {'met' if ok else '**not met**'}" for k, ok in r["meets"].items())
+    )
+    return ["`benchmarks/batches.py`", what, figures, target]
+
+
+ROWS: dict[str, Callable[[dict], list[str]]] = {"ingest": ingest_row, "batches": batches_row}
+
+
+def rewrite(readme: str, reports: list[dict]) -> str:
+    """`readme` with the rows of the given reports replaced (or appended) inside the markers."""
+    if START not in readme or END not in readme:
+        raise ValueError(f"the README has no {START} ... {END} markers around its table")
+    head, rest = readme.split(START, 1)
+    table, tail = rest.split(END, 1)
+    lines = table.strip("\n").splitlines()
+    for report in reports:
+        cells = ROWS[report["benchmark"]](report)
+        row = "| " + " | ".join(cells) + " |"
+        at = [i for i, line in enumerate(lines) if line.startswith(f"| {cells[0]} ")]
+        if at:
+            lines[at[0]] = row
+        else:
+            lines.append(row)
+    return f"{head}{START}\n" + "\n".join(lines) + f"\n{END}{tail}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("reports", nargs="+", type=Path, help="JSON files written with --out")
+    parser.add_argument("--readme", type=Path, default=Path(__file__).parents[1] / "README.md")
+    args = parser.parse_args()
+    reports = [json.loads(path.read_text()) for path in args.reports]
+    unknown = [r.get("benchmark") for r in reports if r.get("benchmark") not in ROWS]
+    if unknown:
+        raise SystemExit(f"no README row for benchmark(s) {unknown}; known: {sorted(ROWS)}")
+    args.readme.write_text(rewrite(args.readme.read_text(), reports))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
