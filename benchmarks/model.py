@@ -15,7 +15,7 @@ half its tolerance (so that a miss of the tolerance's size would show at 2 SE). 
 the fastest float32 sampler that meets all three; `--check` exits 1 when the configured default
 (`SamplerConfig()`) misses one.
 
-    python benchmarks/model.py [--bundle PATH] [--windows 6000] [--samples 25] [--check]
+    python benchmarks/model.py [--bundle PATH] [--windows 6000] [--samples 25] [--out F] [--check]
 
 Without --bundle it trains the demo model on two cached synthetic full days (see batches.py).
 """
@@ -197,6 +197,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--rounds", type=int, default=9, help="latency rounds")
     parser.add_argument("--check", action="store_true", help="exit 1 if the default misses")
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -267,7 +268,10 @@ def main() -> int:
         "fastest_meeting_targets": fastest,
         "wall_s": time.perf_counter() - started,
     }
-    print(json.dumps(report, indent=2))
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
     return 1 if args.check and not report["default_meets_targets"] else 0
 
 

@@ -11,6 +11,9 @@ Prints one JSON object: p50/p99 in ms, windows/s, and the ratios served / in pro
 Targets: served p50 <= 1.5x in process for one client; batched windows/s >= in process / 1.5.
 
     python benchmarks/serving.py [--bundle PATH] [--workers 2] [--requests 20] [--batch 64]
+        [--out F] [--check]
+
+`--check` exits 1 when a target is missed.
 
 Without --bundle it uses an untrained `demo`-profile model (sampling costs the same). With 20
 requests, p99 is the slowest one or two: read it as the tail. The host's load average is printed
@@ -271,13 +274,15 @@ def wait_for_ping(port: int, server: subprocess.Popen, log: Path, timeout: float
     raise RuntimeError(f"the server did not answer /ping in {timeout} s:\n{log.read_text()}")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, help="a bundle file (default: untrained demo)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--requests", type=int, default=20, help="one-window requests per run")
     parser.add_argument("--batch", type=int, default=64, help="windows per batched request")
     parser.add_argument("--batches", type=int, default=4, help="batched requests per run")
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args()
     # stopped with SIGTERM, still stop the server (it runs in its own process session)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -347,8 +352,13 @@ def main() -> None:
         "targets_met": {k: v <= 1.5 for k, v in ratios.items()},
         "server_overhead": {k: round(v, 2) for k, v in overhead.items()},
     }
-    print(json.dumps(result, indent=1))
+    result["meets_targets"] = all(result["targets_met"].values())
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 1 if args.check and not result["meets_targets"] else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -5,13 +5,11 @@ from __future__ import annotations
 import dagster as dg
 
 from dagster_project.jobs import ingest_job, train_job
-from dagster_project.sensors import new_trading_days
+from dagster_project.sensors import new_trading_days, retrain_latest_model
 from dagster_project.settings import Settings
 from diffstock_assets.console import concise_console_logger
-from diffstock_assets.evaluation.forecasts import build_forecasts
-from diffstock_assets.evaluation.report import build_evaluation_report
+from diffstock_assets.evaluation.assets import build_evaluation_report, build_forecasts
 from diffstock_assets.features.assets import features, windows
-from diffstock_assets.groups import EVALUATION, MODEL
 from diffstock_assets.ingest.assets import clean_bars
 from diffstock_assets.mlflow_resource import MLflowResource
 from diffstock_assets.model.assets import build_diffusion_model
@@ -31,19 +29,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             windows,
             model,
             forecasts,
-            build_evaluation_report(forecasts),
+            build_evaluation_report(model, forecasts),
         ],
         jobs=[ingest_job, train_job],
-        sensors=[
-            new_trading_days,
-            dg.AutomationConditionSensorDefinition(
-                "retrain_latest_model",
-                target=dg.AssetSelection.groups(MODEL, EVALUATION),
-                default_status=dg.DefaultSensorStatus.RUNNING,
-                minimum_interval_seconds=60,
-                description="Retrains, forecasts and evaluates the newest as-of day (eager).",
-            ),
-        ],
+        sensors=[new_trading_days, retrain_latest_model],
         resources={
             "raw": RawDataResource(root=str(settings.raw)),
             "lake": LakeResource(root=settings.lake),

@@ -9,15 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 import dagster as dg
 
 from dagster_project.definitions import build_definitions
 from dagster_project.settings import Settings
-from diffstock_assets.evaluation.report import PROMOTION_CHECK
+from diffstock_assets.evaluation.checks import PROMOTION_CHECK
 from diffstock_assets.partitions import sessions_ending
-from diffstock_assets.resources import RawDataResource
+from diffstock_assets.resources import REPORT, LakeResource, RawDataResource
 from diffstock_ml.synthetic import PROFILES, generate_market
 
 _INSTANCE_YAML = """\
@@ -110,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             if not _run(defs, "train_job", keys[-1], instance):
                 failed.append(f"diffusion_model {keys[-1]}")
 
-    report = Path(settings.lake) / "evaluation_report" / keys[-1] / "report.md"
-    if report.exists():
-        print(f"\nEvaluation report: {report}")
+    lake = LakeResource(root=settings.lake)
+    if lake.has_file(REPORT, keys[-1]):
+        print(f"\nEvaluation report: {lake.file_uri(REPORT, keys[-1])}")
     print("\nOpen the Dagster UI (asset graph, partitions, checks):")
     print(f"  DAGSTER_HOME={settings.dagster_home} dagster dev -h 127.0.0.1 -p 3000")
     print("Open the MLflow UI (runs, curves, registered models):")

@@ -1,4 +1,6 @@
-"""Automation: a sensor that turns each new, complete raw day folder into an ingest run.
+"""Automation: the sensors of the code location.
+
+`new_trading_days` turns each new, complete raw day folder into an ingest run.
 
 A folder is complete when it holds a `_SUCCESS` marker, or when it has CSV files and none of its
 files changed in the last `QUIET_SECONDS` (a copy still in progress keeps touching files). Every
@@ -16,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_project.jobs import ingest_job
+from diffstock_assets.groups import EVALUATION, MODEL
 from diffstock_assets.partitions import trading_days
 from diffstock_assets.resources import RawDataResource
 
@@ -63,3 +66,14 @@ def new_trading_days(context: dg.SensorEvaluationContext, raw: RawDataResource) 
     if runs:
         return dg.SensorResult(run_requests=runs, cursor=cursor)
     return dg.SensorResult(skip_reason="no new complete day folder", cursor=cursor)
+
+
+# The model, forecasts and report carry `AutomationCondition.eager()`: this sensor evaluates
+# them, so the newest as-of day is retrained once all its windows passed their checks.
+retrain_latest_model = dg.AutomationConditionSensorDefinition(
+    "retrain_latest_model",
+    target=dg.AssetSelection.groups(MODEL, EVALUATION),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Retrains, forecasts and evaluates the newest as-of day (eager).",
+)

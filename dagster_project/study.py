@@ -33,7 +33,7 @@ from dagster_project.settings import Settings
 from diffstock_assets.gates import require_passed
 from diffstock_assets.mlflow_resource import MLflowResource
 from diffstock_assets.partitions import sessions_ending
-from diffstock_assets.resources import LakeResource
+from diffstock_assets.resources import WINDOWS, LakeResource
 from diffstock_ml.device import select_device
 from diffstock_ml.experiments import ScoreConfig, score_models
 from diffstock_ml.splits import split_days
@@ -45,48 +45,20 @@ from diffstock_ml.study import (
     reference_models,
     run_design,
 )
-from diffstock_ml.train.profiles import PROFILES
-from diffstock_ml.windows import load_day_arrays
+from diffstock_ml.train.profiles import PROFILES, Profile
+from diffstock_ml.windows import DayArrays
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--as-of", required=True, help="as-of session YYYYMMDD")
-    parser.add_argument("--design", choices=("ablation", "search"), default="ablation")
-    parser.add_argument("--trials", type=int, default=20, help="search: number of trials")
-    parser.add_argument("--name", help="study name (default: <design>-<as-of>-<profile>)")
-    parser.add_argument("--experiment", default="diffstock-study", help="MLflow experiment")
-    parser.add_argument("--only", nargs="*", help="ablation: only these options (and the base)")
-    parser.add_argument("--stride", type=int, default=30, help="score every N-th second")
-    parser.add_argument("--samples", type=int, default=100, help="samples per scored anchor")
+    parser = _parser()
     args = parser.parse_args(argv)
-
     settings = Settings.from_env()
     profile = PROFILES[settings.profile]
     name = args.name or f"{args.design}-{args.as_of}-{profile.name}"
-    days = sessions_ending(args.as_of, profile.days)
-    splits = split_days(days, profile.train_days, profile.val_days, profile.test_days)
-    folders = {d: Path(settings.lake) / "windows" / d for d in (*splits.train, *splits.val)}
-    missing = [d for d, folder in folders.items() if not folder.is_dir()]
-    if missing:
-        parser.error(
-            f"no windows for {', '.join(missing)} under {Path(settings.lake) / 'windows'}: "
-            "materialise clean_bars, features and windows for those days first"
-        )
-    lake = LakeResource(root=str(settings.lake))
-    for day in folders:
-        for asset in ("clean_bars", "windows"):
-            try:
-                # days built by `diffstock_ml.pipeline` (no Dagster) have no verdict to read
-                require_passed(
-                    lake, asset, day, f"the study as of {args.as_of}", allow_missing=True
-                )
-            except dg.Failure as failure:
-                parser.error(str(failure.description))
-    train_days = [load_day_arrays(folders[d]) for d in splits.train]
-    val_days = [load_day_arrays(folders[d]) for d in splits.val]
+    try:
+        train_days, val_days = _validation_inputs(settings, profile, args.as_of)
+    except ValueError as error:
+        parser.error(str(error))
     device = select_device(settings.device)
     mlflow = MLflowResource(
         tracking_uri=settings.mlflow_tracking_uri,
@@ -108,15 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     def objective(optuna_trial: optuna.Trial) -> float:
         design = {k: optuna_trial.suggest_categorical(k, [None, *v]) for k, v in OPTIONS.items()}
         number = optuna_trial.number
+        folder = scratch / str(number)
         trial, metrics = run_design(
-            profile,
-            design,
-            train_days,
-            val_days,
-            reference_scores,
-            scratch / str(number),
-            device,
-            score,
+            profile, design, train_days, val_days, reference_scores, folder, device, score
         )
         with mlflow.start_run(f"trial {number}", tags=tags | {"changed": _changed(design)}):
             mlflow.log_params(
@@ -145,6 +111,46 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     _write(settings.data / "study" / name, name, rows, reference_scores)
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--as-of", required=True, help="as-of session YYYYMMDD")
+    parser.add_argument("--design", choices=("ablation", "search"), default="ablation")
+    parser.add_argument("--trials", type=int, default=20, help="search: number of trials")
+    parser.add_argument("--name", help="study name (default: <design>-<as-of>-<profile>)")
+    parser.add_argument("--experiment", default="diffstock-study", help="MLflow experiment")
+    parser.add_argument("--only", nargs="*", help="ablation: only these options (and the base)")
+    parser.add_argument("--stride", type=int, default=30, help="score every N-th second")
+    parser.add_argument("--samples", type=int, default=100, help="samples per scored anchor")
+    return parser
+
+
+def _validation_inputs(
+    settings: Settings, profile: Profile, as_of: str
+) -> tuple[list[DayArrays], list[DayArrays]]:
+    """The training and validation days' windows of the sessions ending at `as_of` (never the
+    test days); a ValueError naming the days that are missing or failed a blocking check."""
+    days = sessions_ending(as_of, profile.days)
+    splits = split_days(days, profile.train_days, profile.val_days, profile.test_days)
+    lake = LakeResource(root=str(settings.lake))
+    needed = (*splits.train, *splits.val)
+    missing = [d for d in needed if not lake.has_windows(d)]
+    if missing:
+        raise ValueError(
+            f"no windows for {', '.join(missing)} under {lake.root.rstrip('/')}/{WINDOWS}: "
+            "materialise clean_bars, features and windows for those days first"
+        )
+    for day in needed:
+        for asset in ("clean_bars", WINDOWS):
+            try:
+                # days built by `diffstock_ml.pipeline` (no Dagster) have no verdict to read
+                require_passed(lake, asset, day, f"the study as of {as_of}", allow_missing=True)
+            except dg.Failure as failure:
+                raise ValueError(str(failure.description)) from None
+    return [lake.read_windows(d) for d in splits.train], [lake.read_windows(d) for d in splits.val]
 
 
 def _changed(design: dict[str, Any]) -> str:

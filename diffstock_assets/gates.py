@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from diffstock_assets.resources import LakeResource
+from diffstock_assets.resources import WINDOWS, LakeResource
 
 VERDICT_FILE = "checks.parquet"
 PENDING = "pending"
@@ -70,7 +70,7 @@ def require_passed(
 ) -> None:
     """Raise a `Failure` naming the day and its failed blocking checks, or a missing verdict
     (unless `allow_missing`: for tools that also read days built outside Dagster)."""
-    if asset == "windows":
+    if asset == WINDOWS:
         verdict = read_folder_verdict(lake.local_folder(asset, key))
     elif lake.exists(asset, key, VERDICT_FILE):
         verdict = lake.read_parquet(asset, key, VERDICT_FILE)

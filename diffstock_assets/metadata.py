@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import dagster as dg
 import polars as pl
+
+from diffstock_ml.evaluation.document import markdown
 
 
 def markdown_table(frame: pl.DataFrame, empty: str = "none") -> dg.MetadataValue:
     """A frame as a Markdown table (rendered in the Dagster UI)."""
-    if frame.height == 0:
-        return dg.MetadataValue.md(empty)
-    with pl.Config(
-        tbl_formatting="MARKDOWN",
-        tbl_hide_column_data_types=True,
-        tbl_hide_dataframe_shape=True,
-        tbl_rows=-1,
-        tbl_cols=-1,
-        tbl_width_chars=10_000,
-        fmt_str_lengths=120,
-        float_precision=4,
-    ):
-        return dg.MetadataValue.md(str(frame))
+    return dg.MetadataValue.md(markdown(frame, empty))
+
+
+def table_metadata(
+    rows: int, schema: Mapping[str, object], descriptions: Mapping[str, str] | None = None
+) -> dict[str, object]:
+    """`dagster/row_count` and `dagster/column_schema` (name, type, meaning) for the catalog."""
+    descriptions = descriptions or {}
+    columns = [
+        dg.TableColumn(name, str(dtype), description=descriptions.get(name))
+        for name, dtype in schema.items()
+    ]
+    return {
+        "dagster/row_count": rows,
+        "dagster/column_schema": dg.TableSchema(columns=columns),
+    }

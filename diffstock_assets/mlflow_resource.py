@@ -6,7 +6,9 @@ Every method sets the tracking URI first, so the resource works in any step proc
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.models.model import ModelInfo
 from mlflow.utils.validation import (
     MAX_ENTITY_KEY_LENGTH,
     MAX_METRICS_PER_BATCH,
@@ -105,6 +108,31 @@ class MLflowResource(dg.ConfigurableResource):
         client = self.client()
         for start in range(0, len(batch), MAX_METRICS_PER_BATCH):
             client.log_batch(run.info.run_id, metrics=batch[start : start + MAX_METRICS_PER_BATCH])
+
+    def log_artifact(self, path: Path, folder: str | None = None) -> None:
+        """Copy the file `path` into the active run's artifacts (under `folder` if given)."""
+        self.client()
+        mlflow.log_artifact(str(path), folder)
+
+    def log_artifacts(self, folder: Path) -> None:
+        """Copy every file of `folder` into the active run's artifacts."""
+        self.client()
+        mlflow.log_artifacts(str(folder))
+
+    def log_json(self, files: Mapping[str, Any]) -> None:
+        """Log each `name: content` of `files` as the JSON artifact `name` of the active run."""
+        with tempfile.TemporaryDirectory() as scratch:
+            for name, content in files.items():
+                path = Path(scratch) / name
+                path.write_text(json.dumps(content, indent=1))
+                self.log_artifact(path)
+
+    def log_model(self, bundle: Path, registered_model_name: str) -> ModelInfo:
+        """Log the bundle at `bundle` as the run's pyfunc model and register a new version."""
+        from diffstock_assets.model.pyfunc import log_diffusion_model  # imports torch
+
+        self.client()
+        return log_diffusion_model(bundle, registered_model_name)
 
     def metric_logger(self, run_id: str, flush_every: int = 50) -> MetricLogger:
         """A buffer of step metrics for `run_id`, sent with `log_batch` (use it as a context)."""

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -15,11 +16,33 @@ import polars as pl
 
 from diffstock_ml.calendar import day_key
 from diffstock_ml.ingest import list_raw_days
+from diffstock_ml.windows import DayArrays, load_day_arrays
 
 # On object stores `<asset>/<day>.current` holds {"folder": ..., "version": ...} as JSON.
 POINTER_SUFFIX = ".current"
 UNVERSIONED = "unversioned"  # cache name of an object-store folder published without a pointer
 READ_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class LakeFile:
+    """One file of every day folder of an asset: `<lake>/<asset>/<YYYYMMDD>/<name>`."""
+
+    asset: str
+    name: str
+
+
+# The lake layout: every file one stage writes and another (or a person) reads, in one place.
+BARS = LakeFile("clean_bars", "bars.parquet")
+QUARANTINE = LakeFile("clean_bars", "quarantine.parquet")
+RAW_FILES = LakeFile("clean_bars", "files.parquet")
+FEATURE_ROWS = LakeFile("features", "features.parquet")
+WINDOWS = "windows"  # a folder per day: `diffstock_ml.windows.save_day_arrays`
+MODEL_BUNDLE = LakeFile("diffusion_model", "bundle.pt")
+MODEL_SUMMARY = LakeFile("diffusion_model", "summary.json")
+FORECAST_SAMPLES = LakeFile("forecasts", "forecasts.parquet")
+DIRECTION_PROBABILITIES = LakeFile("forecasts", "direction.parquet")
+REPORT = LakeFile("evaluation_report", "report.md")
 
 
 class RawDataResource(dg.ConfigurableResource):
@@ -55,6 +78,50 @@ class LakeResource(dg.ConfigurableResource):
     """
 
     root: str
+
+    # --- the layout, typed ------------------------------------------------------------------
+
+    def file_uri(self, file: LakeFile, day: str) -> str:
+        """Where `file` of `day` is (or will be) published, as a path or URL of the lake."""
+        return self.uri(file.asset, day, file.name)
+
+    def has_file(self, file: LakeFile, day: str) -> bool:
+        return self.exists(file.asset, day, file.name)
+
+    def write_table(self, file: LakeFile, day: str, frame: pl.DataFrame) -> str:
+        """Write a parquet `file` of `day` atomically; returns its URI."""
+        return self.write_parquet(frame, file.asset, day, file.name)
+
+    def read_table(self, file: LakeFile, day: str) -> pl.DataFrame:
+        """A parquet `file` of `day`; a `Failure` naming what to materialise when absent."""
+        return self.read_parquet(file.asset, day, file.name)
+
+    def read_json(self, file: LakeFile, day: str) -> dict:
+        """A JSON `file` of a published folder, read in place (no download of the folder)."""
+        fs, root = self._fs()
+        folder, _ = _published(fs, f"{root}/{file.asset}", day)
+        path = f"{folder}/{file.name}"
+        if not fs.exists(path):
+            raise dg.Failure(
+                description=f"{self.file_uri(file, day)} is missing: materialise "
+                f"{file.asset} for partition {day} first."
+            )
+        return json.loads(fs.cat_file(path))
+
+    def local_file(self, file: LakeFile, day: str) -> Path:
+        """A local path of `file` in a published folder (downloaded first on object stores)."""
+        return self.local_folder(file.asset, day) / file.name
+
+    def read_windows(self, day: str) -> DayArrays:
+        """The `windows` of `day`, memory-mapped from a local copy of the folder."""
+        return load_day_arrays(self.local_folder(WINDOWS, day))
+
+    def has_windows(self, day: str) -> bool:
+        fs, root = self._fs()
+        folder, _ = _published(fs, f"{root}/{WINDOWS}", day)
+        return fs.isdir(folder)
+
+    # --- primitives: any asset, day and file name ----------------------------------------
 
     def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
         fs, root = fsspec.core.url_to_fs(self.root)

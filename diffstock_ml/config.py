@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from diffstock_ml.market import TICK
+
 
 @dataclass(frozen=True)
 class IngestConfig:
     """How raw 1 s bars of one trading day become the cleaned regular-session grid."""
 
     # Price grid of the market: prices are rounded to it (float32 exports carry noise).
-    tick: float = 0.01
+    tick: float = TICK
     # A grid second is `stale` when the last trade is older than this many seconds
     # (or there was no trade at all since the start of the pre-market).
     stale_after_s: int = 60
@@ -62,19 +64,18 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class WindowConfig:
-    """Which seconds of a day are model anchors: the window before them and the target after."""
+    """Which seconds of a day are model anchors: the window before them and the target after.
+
+    The target lies `HORIZON_S` after the anchor (`diffstock_ml.market`): not configurable.
+    """
 
     # Seconds of history in a window (the seed plan tries 60, 120 and 300).
     length: int = 120
-    # Forecast horizon in seconds: the target is ret_30s.
-    horizon_s: int = 30
     # Reject anchors whose window holds a stale second.
     exclude_stale_window: bool = True
-    # Reject anchors that are stale at t or at t + horizon (the target would be a stale price).
+    # Reject anchors that are stale at t or at t + HORIZON_S (the target would be a stale price).
     exclude_stale_target: bool = True
 
     def __post_init__(self) -> None:
         if self.length < 2:
             raise ValueError(f"window length must be at least 2 s, got {self.length}")
-        if self.horizon_s < 1:
-            raise ValueError(f"horizon_s must be at least 1 s, got {self.horizon_s}")

@@ -26,6 +26,7 @@ import polars as pl
 from diffstock_ml.calendar import NEW_YORK, nyse
 from diffstock_ml.config import FeatureConfig
 from diffstock_ml.ingest.schema import UTC_US
+from diffstock_ml.market import HORIZON_S
 
 RETURN_HORIZONS_S: tuple[int, ...] = (1, 5, 30, 60, 300)
 VOLATILITY_WINDOWS_S: tuple[int, ...] = (30, 60, 300, 900)
@@ -33,7 +34,6 @@ MA_WINDOWS_S: tuple[int, ...] = (30, 120, 600)
 VWAP_WINDOWS_S: tuple[int, ...] = (60, 300)
 RANGE_WINDOW_S = 60
 ACTIVITY_WINDOW_S = 300
-TARGET_HORIZON_S = 30
 
 FEATURE_TABLE: dict[str, str] = {
     **{
@@ -249,11 +249,11 @@ def _with_sigma(frame: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
     ewma = pl.col("_r1sq").ewm_mean(
         half_life=config.sigma_halflife_s, adjust=True, min_samples=config.min_periods
     )
-    sigma = _per_symbol(ewma).sqrt() * math.sqrt(TARGET_HORIZON_S)
+    sigma = _per_symbol(ewma).sqrt() * math.sqrt(HORIZON_S)
     return frame.with_columns(sigma.clip(lower_bound=config.sigma_floor).alias("sigma_30s"))
 
 
 def _with_target(frame: pl.LazyFrame) -> pl.LazyFrame:
     """`ret_30s = close[t+30] / close[t] - 1`, null where t+30 is past the session's end."""
-    ahead = pl.col("_c").shift(-TARGET_HORIZON_S)
+    ahead = pl.col("_c").shift(-HORIZON_S)
     return frame.with_columns(_per_symbol(ahead / pl.col("_c") - 1).alias("ret_30s"))

@@ -23,8 +23,17 @@ import polars as pl
 
 from diffstock_ml.config import WindowConfig
 from diffstock_ml.features import FEATURE_COLUMNS
+from diffstock_ml.market import HORIZON_S
 
 ARRAY_FILES = ("x", "target", "sigma", "close", "anchors")
+# Each array file: (type and shape, meaning); S symbols, T seconds, F features, A anchors.
+ARRAY_TABLE: dict[str, tuple[str, str]] = {
+    "x": ("float32 [S, T, F]", "the features of every second, in FEATURE_COLUMNS order"),
+    "target": ("float64 [S, T]", "ret_30s, NaN where absent"),
+    "sigma": ("float64 [S, T]", "sigma_30s"),
+    "close": ("float64 [S, T]", "forward-filled close"),
+    "anchors": ("int32 [A, 2]", "valid anchors: (symbol index, second index)"),
+}
 META_FILE = "meta.json"
 
 
@@ -105,7 +114,7 @@ def valid_anchors(
 ) -> np.ndarray:
     """`(symbol, second)` pairs whose window, target and scale satisfy the anchor rules."""
     n_symbols, n_seconds = stale.shape
-    length, horizon = config.length, config.horizon_s
+    length, horizon = config.length, HORIZON_S
     bad = ~np.isfinite(x).all(axis=-1)
     if config.exclude_stale_window:
         bad |= stale
@@ -148,6 +157,12 @@ def load_day_arrays(folder: Path, mmap: bool = True) -> DayArrays:
         symbols=tuple(meta["symbols"]),
         feature_names=tuple(meta["feature_names"]),
         start_ts_us=meta["start_ts_us"],
-        config=WindowConfig(**meta["config"]),
+        config=_window_config(meta["config"]),
         **arrays,
     )
+
+
+def _window_config(saved: dict) -> WindowConfig:
+    """The `WindowConfig` of a `meta.json`; days written while the horizon was one of its fields
+    (always 30 s, now `HORIZON_S`) carry a `horizon_s` that is dropped here."""
+    return WindowConfig(**{k: v for k, v in saved.items() if k != "horizon_s"})

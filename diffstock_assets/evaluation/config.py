@@ -1,9 +1,11 @@
 """Run configuration of the evaluation stage."""
 
 import dagster as dg
+import polars as pl
 
 from diffstock_ml.evaluation import EvaluationConfig
-from diffstock_ml.forecasting import ForecastConfig
+from diffstock_ml.evaluation.promotion import Promotion, promotion_decision
+from diffstock_ml.forecasting import DIFFUSION, ForecastConfig
 
 _FORECAST = ForecastConfig()
 _EVALUATION = EvaluationConfig()
@@ -35,3 +37,13 @@ class EvaluationReportConfig(dg.Config):
 
     def to_evaluation_config(self) -> EvaluationConfig:
         return EvaluationConfig(fees_bp=self.fees_bp, half_spread_bp=self.half_spread_bp)
+
+    def promotion(self, overall: pl.DataFrame) -> Promotion:
+        """The gate's decision on the diffusion model's row of `overall`."""
+        return promotion_decision(
+            overall,
+            DIFFUSION,
+            self.promotion_baseline,
+            self.promotion_max_dm_pvalue,
+            self.promotion_coverage_tolerance,
+        )

@@ -16,14 +16,19 @@ from diffstock_assets.features.checks import (
 from diffstock_assets.features.config import FeaturesConfig, WindowsConfig
 from diffstock_assets.gates import VERDICT_FILE, blocking_names, require_passed, verdict_frame
 from diffstock_assets.groups import FEATURES
-from diffstock_assets.ingest.assets import BARS_FILE, clean_bars
-from diffstock_assets.metadata import markdown_table
+from diffstock_assets.ingest.assets import clean_bars
+from diffstock_assets.metadata import markdown_table, table_metadata
 from diffstock_assets.partitions import trading_days
-from diffstock_assets.resources import LakeResource
-from diffstock_ml.features import FEATURE_COLUMNS, build_features
-from diffstock_ml.windows import build_day_arrays, save_day_arrays
+from diffstock_assets.resources import BARS, FEATURE_ROWS, WINDOWS, LakeResource
+from diffstock_ml.features import (
+    FEATURE_COLUMNS,
+    FEATURE_TABLE,
+    FEATURES_SCHEMA,
+    OUTPUT_TABLE,
+    build_features,
+)
+from diffstock_ml.windows import ARRAY_TABLE, build_day_arrays, save_day_arrays
 
-FEATURES_FILE = "features.parquet"
 WINDOWS_BLOCKING = blocking_names(WINDOWS_CHECKS)
 
 
@@ -43,15 +48,16 @@ def features(
 
     def build_day(key: str) -> DayResult:
         require_passed(lake, "clean_bars", key, needed_by=f"features {key}")
-        bars = lake.read_parquet("clean_bars", key, BARS_FILE)
+        bars = lake.read_table(BARS, key)
         frame = build_features(bars.lazy(), config.to_feature_config()).collect()
-        uri = lake.write_parquet(frame, "features", key, FEATURES_FILE)
+        uri = lake.write_table(FEATURE_ROWS, key, frame)
         nulls = frame.select(pl.col(FEATURE_COLUMNS).null_count() / max(frame.height, 1))
         null_share = nulls.unpivot(variable_name="feature", value_name="null_share").sort(
             "null_share", descending=True
         )
         sigma_bp = frame.select(pl.col("sigma_30s").median() * 1e4).item()
         metadata = {
+            **table_metadata(frame.height, FEATURES_SCHEMA, {**FEATURE_TABLE, **OUTPUT_TABLE}),
             "rows": frame.height,
             "symbols": frame["symbol"].n_unique(),
             "features": len(FEATURE_COLUMNS),
@@ -81,7 +87,7 @@ def windows(
 
     def build_day(key: str) -> DayResult:
         require_passed(lake, "clean_bars", key, needed_by=f"windows {key}")
-        frame = lake.read_parquet("features", key, FEATURES_FILE)
+        frame = lake.read_table(FEATURE_ROWS, key)
         arrays = build_day_arrays(frame, key, config.to_window_config())
         checks = [anchors_finite(arrays), valid_share(arrays, config.min_valid_share)]
         verdict = verdict_frame(checks, WINDOWS_BLOCKING)
@@ -90,11 +96,12 @@ def windows(
             save_day_arrays(arrays, folder)
             verdict.write_parquet(folder / VERDICT_FILE)
 
-        uri = lake.write_folder("windows", key, publish)
+        uri = lake.write_folder(WINDOWS, key, publish)
         per_symbol = pl.DataFrame(
             list(arrays.anchors_per_symbol().items()), schema=["symbol", "anchors"], orient="row"
         )
         metadata = {
+            **_array_metadata(len(arrays.anchors)),
             "anchors": len(arrays.anchors),
             "valid_share": arrays.valid_share(),
             "bytes": arrays.nbytes,
@@ -106,3 +113,10 @@ def windows(
         return DayResult(metadata, checks)
 
     return materialize_days(context, build_day)
+
+
+def _array_metadata(anchors: int) -> dict[str, object]:
+    """The day's array files as the catalog's columns; its rows are the valid anchors."""
+    types = {name: kind for name, (kind, _) in ARRAY_TABLE.items()}
+    meanings = {name: meaning for name, (_, meaning) in ARRAY_TABLE.items()}
+    return table_metadata(anchors, types, meanings)

@@ -27,10 +27,10 @@ class FeaturesConfig(dg.Config):
 
 
 class WindowsConfig(dg.Config):
-    """Which seconds are model anchors (window length N, stale rules)."""
+    """Which seconds are model anchors (window length N, stale rules); the 30 s horizon is a
+    constant of the data (`diffstock_ml.market.HORIZON_S`), not a run setting."""
 
     length: int = _WINDOWS.length
-    horizon_s: int = _WINDOWS.horizon_s
     exclude_stale_window: bool = _WINDOWS.exclude_stale_window
     exclude_stale_target: bool = _WINDOWS.exclude_stale_target
     # WARN when fewer than this share of the day's symbol-seconds are valid anchors
@@ -39,7 +39,6 @@ class WindowsConfig(dg.Config):
     def to_window_config(self) -> WindowConfig:
         return WindowConfig(
             length=self.length,
-            horizon_s=self.horizon_s,
             exclude_stale_window=self.exclude_stale_window,
             exclude_stale_target=self.exclude_stale_target,
         )

@@ -10,17 +10,20 @@ from diffstock_assets.gates import blocking_names, pending_frame, verdict_frame,
 from diffstock_assets.groups import INGEST
 from diffstock_assets.ingest.checks import CHECK_SPECS, check_results
 from diffstock_assets.ingest.config import CleanBarsConfig
-from diffstock_assets.metadata import markdown_table
+from diffstock_assets.metadata import markdown_table, table_metadata
 from diffstock_assets.partitions import trading_days
-from diffstock_assets.resources import LakeResource, RawDataResource
+from diffstock_assets.resources import (
+    BARS,
+    QUARANTINE,
+    RAW_FILES,
+    LakeResource,
+    RawDataResource,
+)
 from diffstock_ml.calendar import parse_day, session_bounds
-from diffstock_ml.ingest import CleanDay, clean_day
+from diffstock_ml.ingest import BARS_SCHEMA, CleanDay, clean_day
 from diffstock_ml.ingest.clean import describe
 
 ASSET = "clean_bars"
-BARS_FILE = "bars.parquet"
-QUARANTINE_FILE = "quarantine.parquet"
-FILES_FILE = "files.parquet"
 BLOCKING = blocking_names(CHECK_SPECS)
 
 
@@ -53,13 +56,13 @@ def clean_bars(
         )
         # the verdict goes last: until it is written the day reads as unfinished downstream
         write_file_verdict(lake, ASSET, key, pending_frame())
-        lake.write_parquet(result.quarantine, ASSET, key, QUARANTINE_FILE)
-        lake.write_parquet(result.files, ASSET, key, FILES_FILE)
+        lake.write_table(QUARANTINE, key, result.quarantine)
+        lake.write_table(RAW_FILES, key, result.files)
         if result.bars.height == 0:
             raise dg.Failure(
                 description=_no_bars(key, raw.day_folder(key), result), allow_retries=False
             )
-        uri = lake.write_parquet(result.bars, ASSET, key, BARS_FILE)
+        uri = lake.write_table(BARS, key, result.bars)
         write_file_verdict(lake, ASSET, key, verdict_frame(checks, BLOCKING))
         return DayResult(_metadata(result, day, uri), checks)
 
@@ -78,7 +81,7 @@ def _no_bars(key: str, folder, result: CleanDay) -> str:
     return (
         f"{key}: no usable bar in {folder}: {files} files, {rejected.height} rejected, "
         f"{int(result.files['rows_quarantined'].sum())} rows quarantined (see "
-        f"clean_bars/{key}/{FILES_FILE} and {QUARANTINE_FILE})"
+        f"clean_bars/{key}/{RAW_FILES.name} and {QUARANTINE.name})"
     )
 
 
@@ -87,6 +90,7 @@ def _metadata(result: CleanDay, day: date, uri: str) -> dict:
     bars = result.bars
     rejected = result.files.filter(pl.col("status") == "rejected")
     return {
+        **table_metadata(bars.height, BARS_SCHEMA),
         "rows": bars.height,
         "symbols": len(result.symbols),
         "session_open_utc": open_utc.isoformat(),

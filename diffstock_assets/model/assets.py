@@ -7,29 +7,29 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
-import mlflow as mlflow_api  # the tracking API; the `mlflow` argument below is the resource
 
 from diffstock_assets.features.assets import windows
 from diffstock_assets.gates import require_passed
 from diffstock_assets.groups import MODEL
 from diffstock_assets.mlflow_resource import MLflowResource
 from diffstock_assets.model.config import DiffusionModelConfig
-from diffstock_assets.model.pyfunc import log_diffusion_model
 from diffstock_assets.partitions import sessions_ending, trading_days
 from diffstock_assets.registry import register_challenger
-from diffstock_assets.resources import ComputeResource, LakeResource
-from diffstock_ml.batches import Normaliser
-from diffstock_ml.forecasting import fit_spread_factor
-from diffstock_ml.model.bundle import make_bundle, save_bundle
-from diffstock_ml.splits import Splits, fit_normaliser, split_days
-from diffstock_ml.train import EvalMetrics, StepMetrics, TrainResult, train
+from diffstock_assets.resources import (
+    MODEL_BUNDLE,
+    MODEL_SUMMARY,
+    WINDOWS,
+    ComputeResource,
+    LakeResource,
+)
+from diffstock_ml.splits import Splits, split_days
+from diffstock_ml.train import EvalMetrics, StepMetrics
 from diffstock_ml.train.checkpoint import LATEST
-from diffstock_ml.train.config import TrainConfig
 from diffstock_ml.train.profiles import Profile
-from diffstock_ml.windows import DayArrays, load_day_arrays
+from diffstock_ml.training import FittedModel, fit_model
+from diffstock_ml.windows import DayArrays
 
 ASSET = "diffusion_model"
-BUNDLE_FILE = "bundle.pt"
 
 
 class _Progress:
@@ -88,9 +88,7 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
         """The diffusion forecaster trained on the sessions ending at this as-of day."""
         key = context.partition_key
         splits, arrays = as_of_windows(lake, key, config.resolve_split(profile))
-        days = splits.all_days
         model_config, train_config = config.resolve(profile)
-        normaliser = fit_normaliser(arrays, splits, seed=train_config.seed)
         device = compute.torch_device()
         checkpoints = compute.scratch(ASSET, key, _fingerprint(model_config, train_config))
         context.log.info(
@@ -102,83 +100,46 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
             "splits": dataclasses.asdict(splits),
             "model": dataclasses.asdict(model_config),
             "train": dataclasses.asdict(train_config),
-            "windows": dataclasses.asdict(arrays[days[0]].config),
+            "windows": dataclasses.asdict(arrays[splits.all_days[0]].config),
             "device": str(device),
         }
         tags = {"dagster_run_id": context.run.run_id, "as_of": key, "profile": profile.name}
         with mlflow.start_run(run_name=f"{ASSET} {key}", tags=tags) as run:
             mlflow.log_params(configs)
             with mlflow.metric_logger(run.info.run_id) as metrics:
-                result = train(
+                fitted = fit_model(
                     model_config,
                     train_config,
-                    [arrays[d] for d in splits.train],
-                    [arrays[d] for d in splits.val],
-                    normaliser,
+                    splits,
+                    arrays,
                     checkpoints,
                     device,
                     _Progress(context.log, metrics),
                 )
-            summary = _summary(result, splits, arrays, train_config)
-            features, length = arrays[days[0]].feature_names, arrays[days[0]].config.length
-            # the factor `forecasts` and the served model apply, fitted once, on the training days
-            trained = make_bundle(
-                model_config, result.best_state, normaliser, features, length, device=device
-            )
-            train_days = [arrays[d] for d in splits.train]
-            summary["spread_factor"] = fit_spread_factor(trained, train_days, train_config.seed)
-            context.log.info(f"spread factor {summary['spread_factor']:.3f} (training days)")
+            context.log.info(f"spread factor {fitted.spread_factor:.3f} (training days)")
             with tempfile.TemporaryDirectory() as scratch:
-                bundle = save_bundle(
-                    Path(scratch) / BUNDLE_FILE,
-                    model_config,
-                    result.best_state,
-                    normaliser,
-                    features,
-                    length,
-                    spread_factor=summary["spread_factor"],
-                )
-                _log_artifacts(Path(scratch), summary, configs, normaliser, checkpoints)
-                info = log_diffusion_model(bundle, config.registered_model_name)
+                bundle = fitted.save(Path(scratch) / MODEL_BUNDLE.name)
+                _log_artifacts(mlflow, fitted, configs, checkpoints)
+                info = mlflow.log_model(bundle, config.registered_model_name)
+                version = str(info.registered_model_version)
                 register_challenger(
-                    mlflow,
-                    config.registered_model_name,
-                    str(info.registered_model_version),
-                    as_of=key,
-                    test_days=splits.test,
+                    mlflow, config.registered_model_name, version, as_of=key, test_days=splits.test
                 )
                 registered = {
                     "mlflow_run_id": run.info.run_id,
                     "registered_model": config.registered_model_name,
-                    "registered_version": str(info.registered_model_version),
+                    "registered_version": version,
                 }
-                uri = lake.write_folder(
-                    ASSET, key, lambda f: _copy(bundle, {**summary, **registered}, f)
-                )
+                summary = {**fitted.summary, **registered}
+                uri = lake.write_folder(ASSET, key, lambda f: _copy(bundle, summary, f))
         # Finished and logged: the next materialisation of this day trains afresh.
         shutil.rmtree(checkpoints, ignore_errors=True)
         return dg.MaterializeResult(
             metadata={
-                "mlflow_run_id": run.info.run_id,
+                **registered,
                 "mlflow_run": dg.MetadataValue.url(mlflow.run_link(run.info.run_id)),
-                "registered_model": config.registered_model_name,
-                "registered_version": str(info.registered_model_version),
                 "model_uri": info.model_uri,
-                "train_days": ", ".join(splits.train),
-                "val_days": ", ".join(splits.val),
-                "test_days": ", ".join(splits.test),
-                "windows_train": summary["windows"]["train"],
-                "windows_val": summary["windows"]["val"],
-                "windows_test": summary["windows"]["test"],
-                "best_val_crps_bp": result.best_val_crps_bp,
-                "first_val_crps_bp": result.first_val_crps_bp,
-                "best_step": result.best_step,
-                "spread_factor": summary["spread_factor"],
-                "steps": result.steps,
-                "resumed_from_step": result.resumed_from,
-                "wall_time_s": result.wall_s,
-                "device": result.device,
-                "parameters": summary["parameters"],
+                **_training_metadata(fitted, splits),
                 "path": dg.MetadataValue.path(uri),
             }
         )
@@ -199,52 +160,45 @@ def load_windows(lake: LakeResource, splits: Splits, needed_by: str) -> dict[str
     """The window arrays of every day of `splits`; a `Failure` naming the day when one of them
     failed a blocking check of `clean_bars` or `windows` (or was never finished)."""
     for day in splits.all_days:
-        for asset in ("clean_bars", "windows"):
+        for asset in ("clean_bars", WINDOWS):
             require_passed(lake, asset, day, needed_by=needed_by)
-    return {day: load_day_arrays(lake.local_folder("windows", day)) for day in splits.all_days}
+    return {day: lake.read_windows(day) for day in splits.all_days}
 
 
-def _summary(
-    result: TrainResult, splits: Splits, arrays: dict[str, DayArrays], train_config: TrainConfig
-) -> dict:
-    def windows_in(days: tuple[str, ...]) -> int:
-        return int(sum(len(arrays[d].anchors) for d in days))
-
+def _training_metadata(fitted: FittedModel, splits: Splits) -> dict:
+    """What the catalog shows of a training run: the splits, windows, scores and cost."""
+    result, summary = fitted.result, fitted.summary
     return {
-        "splits": dataclasses.asdict(splits),
-        "windows": {
-            "train": windows_in(splits.train),
-            "val": windows_in(splits.val),
-            "test": windows_in(splits.test),
-        },
-        "parameters": int(sum(v.numel() for v in result.best_state.values())),
+        "train_days": ", ".join(splits.train),
+        "val_days": ", ".join(splits.val),
+        "test_days": ", ".join(splits.test),
+        **{f"windows_{split}": summary["windows"][split] for split in ("train", "val", "test")},
         "best_val_crps_bp": result.best_val_crps_bp,
         "first_val_crps_bp": result.first_val_crps_bp,
         "best_step": result.best_step,
+        "spread_factor": fitted.spread_factor,
         "steps": result.steps,
-        "history": [dataclasses.asdict(h) for h in result.history],
+        "resumed_from_step": result.resumed_from,
+        "wall_time_s": result.wall_s,
         "device": result.device,
-        "wall_s": result.wall_s,
-        "train_windows_per_s": result.windows_per_s,
-        # what the forecasts stage gives the likelihood heads (the same budget)
-        "train_config": dataclasses.asdict(train_config),
+        "parameters": summary["parameters"],
     }
 
 
 def _log_artifacts(
-    scratch: Path, summary: dict, configs: dict, normaliser: Normaliser, checkpoints: Path
+    mlflow: MLflowResource, fitted: FittedModel, configs: dict, checkpoints: Path
 ) -> None:
     """Summary, configs, normaliser and the last checkpoint into the active MLflow run."""
-    files = {
-        "summary.json": summary,
-        "config.json": configs,
-        "normaliser.json": normaliser.to_dict(),
-    }
-    for name, content in files.items():
-        (scratch / name).write_text(json.dumps(content, indent=1))
-        mlflow_api.log_artifact(str(scratch / name))
-    mlflow_api.log_artifact(str(checkpoints / LATEST), "checkpoint")
-    mlflow_api.log_metrics(
+    summary = fitted.summary
+    mlflow.log_json(
+        {
+            "summary.json": summary,
+            "config.json": configs,
+            "normaliser.json": fitted.normaliser.to_dict(),
+        }
+    )
+    mlflow.log_artifact(checkpoints / LATEST, "checkpoint")
+    mlflow.log_metrics(
         {
             "best_val_crps_bp": summary["best_val_crps_bp"],
             "train_wall_s": summary["wall_s"],
@@ -254,8 +208,8 @@ def _log_artifacts(
 
 
 def _copy(bundle: Path, summary: dict, folder: Path) -> None:
-    (folder / BUNDLE_FILE).write_bytes(bundle.read_bytes())
-    (folder / "summary.json").write_text(json.dumps(summary, indent=1))
+    (folder / MODEL_BUNDLE.name).write_bytes(bundle.read_bytes())
+    (folder / MODEL_SUMMARY.name).write_text(json.dumps(summary, indent=1))
 
 
 def _fingerprint(*configs: object) -> str:

@@ -222,7 +222,14 @@ def parse_request(
             f"x[{b}, {t}, {k}] (feature {bundle.feature_names[k]}) is {x[b, t, k]}, and "
             f"{len(bad)} values in all are not finite; expected finite raw features"
         )
-    params = params or {}
+    n_samples, seed, return_samples = _sampling(params or {}, windows, bundle, limits)
+    return Request(x, sigma, close, n_samples, seed, return_samples)
+
+
+def _sampling(
+    params: Mapping[str, Any], windows: int, bundle: ModelBundle, limits: Limits
+) -> tuple[int, int, bool]:
+    """The checked `n_samples`, `seed` and `return_samples` of a request of `windows` windows."""
     n_samples = _integer(params, "n_samples", bundle.sampler.n_samples)
     if not limits.min_samples <= n_samples <= limits.max_samples:
         raise InvalidRequest(
@@ -239,7 +246,7 @@ def parse_request(
     return_samples = params.get("return_samples", False)
     if not isinstance(return_samples, bool | np.bool_):
         raise InvalidRequest(f"return_samples is {return_samples!r}; expected true or false")
-    return Request(x, sigma, close, n_samples, seed, bool(return_samples))
+    return n_samples, seed, bool(return_samples)
 
 
 def _keys(keys: tuple[str, ...] | list[str] = INPUTS) -> str:

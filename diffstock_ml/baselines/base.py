@@ -29,10 +29,10 @@ import numpy as np
 import torch
 
 from diffstock_ml.evaluation.calibration import central_coverage, interval_coverage
+from diffstock_ml.market import TICK
 from diffstock_ml.model.forecast import snap_to_grid
 from diffstock_ml.windows import DayArrays
 
-DEFAULT_TICK = 0.01
 STALE_FEATURE = "is_stale"
 _T = TypeVar("_T")
 
@@ -67,7 +67,7 @@ class Draws(NamedTuple):
     deviations: np.ndarray  # [B, S] float64 returns around the centre
 
 
-def snap_returns(returns: np.ndarray, close: np.ndarray, tick: float = DEFAULT_TICK) -> np.ndarray:
+def snap_returns(returns: np.ndarray, close: np.ndarray, tick: float = TICK) -> np.ndarray:
     """`returns [B, S]` snapped to the grid at anchor prices `close [B]` (float64), with the
     model's own `snap_to_grid`, so baselines and the model are snapped identically."""
     snapped = snap_to_grid(
@@ -109,7 +109,7 @@ def mean_coverage(
     target: np.ndarray,
     close: np.ndarray,
     level: float = 0.9,
-    tick: float = DEFAULT_TICK,
+    tick: float = TICK,
 ) -> float:
     """Mean coverage of the central `level` interval of snapped `samples [B, S]` at `target [B]`
     (randomised PIT, `evaluation.interval_coverage`: the report's definition). The target is
@@ -123,7 +123,7 @@ def fit_spread_scale(
     close: np.ndarray,
     target: np.ndarray,
     config: ScaleFit | None = None,
-    tick: float = DEFAULT_TICK,
+    tick: float = TICK,
 ) -> float:
     """The factor on `config.grid()` whose coverage (`mean_coverage`) is nearest `level`.
 
@@ -175,7 +175,7 @@ class Baseline(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, scale_fit: ScaleFit | None = None, tick: float = DEFAULT_TICK) -> None:
+    def __init__(self, scale_fit: ScaleFit | None = None, tick: float = TICK) -> None:
         self.scale_fit = scale_fit or ScaleFit()
         self.tick = tick
         self.scale = 1.0  # the fitted spread factor (1 until `fit`)

@@ -14,9 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from diffstock_ml.baselines.base import Baseline, Draws, ScaleFit, register, spans_stale
+from diffstock_ml.market import HORIZON_S, TICK
 from diffstock_ml.windows import DayArrays
-
-HORIZON_S = 30
 
 
 @register
@@ -30,7 +29,7 @@ class RollingEmpirical(Baseline):
         window_s: int = 1800,
         min_returns: int = 60,
         scale_fit: ScaleFit | None = None,
-        tick: float = 0.01,
+        tick: float = TICK,
     ) -> None:
         super().__init__(scale_fit, tick)
         self.window_s = window_s

@@ -35,9 +35,9 @@ from diffstock_ml.baselines.base import (
     register,
     spans_stale,
 )
+from diffstock_ml.market import HORIZON_S, TICK
 from diffstock_ml.windows import DayArrays
 
-HORIZON_S = 30
 BP = 1e4
 MIN_RETURNS = 100  # fewest training returns per symbol to fit a GARCH on
 
@@ -160,7 +160,7 @@ class GarchT(Baseline):
 
     name = "garch_t"
 
-    def __init__(self, scale_fit: ScaleFit | None = None, tick: float = 0.01) -> None:
+    def __init__(self, scale_fit: ScaleFit | None = None, tick: float = TICK) -> None:
         super().__init__(scale_fit, tick)
         self.params: dict[str, GarchParams] = {}  # symbols with a fit of their own
         self.pooled: GarchParams | None = None

@@ -21,6 +21,7 @@ from torch import nn
 
 from diffstock_ml.baselines.base import Baseline, Draws, ScaleFit, at_anchors, register
 from diffstock_ml.batches import Batch, Normaliser, WindowLoader
+from diffstock_ml.market import TICK
 from diffstock_ml.model.config import ModelConfig
 from diffstock_ml.model.encoders import GridEmbedding, build_encoder, with_grid
 from diffstock_ml.model.forecast import (
@@ -99,7 +100,7 @@ def train_on_windows(
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     network.train()
     losses, batches = [], iter(loader)
     for _ in range(config.max_steps):
@@ -112,7 +113,7 @@ def train_on_windows(
         value.backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
         optimizer.step()
-        schedule.step()
+        lr_schedule.step()
         losses.append(value.item())
     network.eval()
     return losses
@@ -166,7 +167,7 @@ class _LikelihoodHead(Baseline):
         chunk: int = 1024,
         normaliser: Normaliser | None = None,
         scale_fit: ScaleFit | None = None,
-        tick: float = 0.01,
+        tick: float = TICK,
     ) -> None:
         super().__init__(scale_fit, tick)
         self.model_config = model_config or ModelConfig()

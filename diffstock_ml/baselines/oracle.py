@@ -3,7 +3,7 @@
 The latent folder (by default `<raw>_latent` beside the raw folder) holds `YYYYMMDD.parquet`, the
 state at the end of every regular second of every symbol, and `params.json`. An anchor
 (symbol, second) is the latent row of that symbol at ts = start_ts_us + second·1e6, and
-`simulate_forward(..., horizon_s=30)` draws the observed 30 s return from it (already on the
+`simulate_forward(..., horizon_s=HORIZON_S)` draws the observed 30 s return from it (already on the
 grid; snapped again so that the arithmetic matches the other forecasts). The oracle is the
 truth: it learns nothing from training days and its spread factor stays 1.
 Real data has no latent state: the oracle then raises an error naming the missing path.
@@ -18,11 +18,10 @@ import numpy as np
 import polars as pl
 
 from diffstock_ml.baselines.base import Baseline, Draws, at_anchors
+from diffstock_ml.market import HORIZON_S, TICK
 from diffstock_ml.synthetic import MarketParams, default_latent_root, simulate_forward
 from diffstock_ml.synthetic.writer import PARAMS_FILE
 from diffstock_ml.windows import DayArrays
-
-HORIZON_S = 30
 
 
 class Oracle(Baseline):
@@ -30,13 +29,13 @@ class Oracle(Baseline):
 
     name = "oracle"
 
-    def __init__(self, latent_root: Path, tick: float = 0.01) -> None:
+    def __init__(self, latent_root: Path, tick: float = TICK) -> None:
         super().__init__(None, tick)
         self.latent_root = Path(latent_root)
         self._params: MarketParams | None = None
 
     @classmethod
-    def beside(cls, raw_root: Path, tick: float = 0.01) -> Oracle:
+    def beside(cls, raw_root: Path, tick: float = TICK) -> Oracle:
         """The oracle of the synthetic market written to `raw_root` (latent in `<raw>_latent`)."""
         return cls(default_latent_root(raw_root), tick)
 

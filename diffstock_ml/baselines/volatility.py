@@ -32,9 +32,9 @@ from diffstock_ml.baselines.base import (
     register,
     spans_stale,
 )
+from diffstock_ml.market import HORIZON_S, TICK
 from diffstock_ml.windows import DayArrays
 
-HORIZON_S = 30
 SIGMA_FLOOR = 1e-5  # 0.1 bp, the floor of `sigma_30s`
 MIN_RETURNS = 10  # as `FeatureConfig.min_periods`
 
@@ -113,7 +113,7 @@ class RollingGaussian(_GaussianVolatility):
     name = "rolling_gaussian"
 
     def __init__(
-        self, window_s: int = 300, scale_fit: ScaleFit | None = None, tick: float = 0.01
+        self, window_s: int = 300, scale_fit: ScaleFit | None = None, tick: float = TICK
     ) -> None:
         super().__init__(scale_fit, tick)
         self.window_s = window_s
@@ -130,7 +130,7 @@ class EwmaGaussian(_GaussianVolatility):
     name = "ewma_gaussian"
 
     def __init__(
-        self, halflife_s: float = 300.0, scale_fit: ScaleFit | None = None, tick: float = 0.01
+        self, halflife_s: float = 300.0, scale_fit: ScaleFit | None = None, tick: float = TICK
     ) -> None:
         super().__init__(scale_fit, tick)
         self.halflife_s = halflife_s

@@ -24,6 +24,7 @@ import polars as pl
 
 from diffstock_ml.evaluation.forecasts import as_epoch_seconds, non_overlapping
 from diffstock_ml.evaluation.var import grid_runs
+from diffstock_ml.market import HORIZON_S
 
 BP = 1e4
 SECONDS_PER_DAY = 86_400
@@ -58,7 +59,7 @@ def backtest(
     ts: np.ndarray,
     *,
     cost_bp: float,
-    horizon_s: int = 30,
+    horizon_s: int = HORIZON_S,
     trading_days_per_year: int = 252,
 ) -> Backtest:
     """Trade the sign of `expected_return [B]` net of costs on non-overlapping anchors.

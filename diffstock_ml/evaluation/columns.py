@@ -18,6 +18,7 @@ from diffstock_ml.evaluation.direction import DirectionalAccuracy, directional_a
 from diffstock_ml.evaluation.forecasts import Anchors
 from diffstock_ml.evaluation.scores import crps_skill
 from diffstock_ml.evaluation.var import grid_runs, var_backtest
+from diffstock_ml.market import HORIZON_S
 
 
 def comparison_columns(
@@ -93,7 +94,7 @@ def var_columns(
     """var_<a>_hit_rate, _kupiec_p, _christoffersen_p (conditional coverage), _independence_p,
     _n, on the non-overlapping anchors in (symbol, time) order."""
     rows = np.flatnonzero(grid)
-    order, _ = grid_runs(anchors.symbol[rows], anchors.ts[rows], config.horizon_s)
+    order, _ = grid_runs(anchors.symbol[rows], anchors.ts[rows], HORIZON_S)
     rows = rows[order]
     # The hit sequence of a symbol and day is one series even when anchors are sparser than
     # the 30 s grid (a forecast stride of 120 s): runs restart only at a new symbol or day.

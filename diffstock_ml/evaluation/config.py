@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from diffstock_ml.evaluation.calibration import TIE_TOLERANCE_TICKS
+from diffstock_ml.market import TICK
 
 
 @dataclass(frozen=True)
@@ -19,9 +20,6 @@ class EvaluationConfig:
     var_levels: tuple[float, ...] = (0.01, 0.05)
     # Bins of the PIT histogram (10 to 20 reads well).
     pit_bins: int = 10
-    # Forecast horizon: anchors this far apart have non-overlapping targets. Tests (DM, VaR,
-    # directional binomial, PIT uniformity) and the backtest use only such anchors.
-    horizon_s: int = 30
     # Moving-block bootstrap of the Diebold–Mariano test: block length in non-overlapping steps
     # (20 x 30 s = 10 minutes; capped at sqrt(T) for short series) and number of draws.
     block_length: int = 20
@@ -38,7 +36,7 @@ class EvaluationConfig:
     volatility_buckets: int = 10
     # Price grid: returns closer than `tie_tolerance_ticks` ticks (at the anchor's close) are
     # equal, so a snapped sample and the realised return tie exactly despite float noise.
-    tick: float = 0.01
+    tick: float = TICK
     tie_tolerance_ticks: float = TIE_TOLERANCE_TICKS
     # Randomised PIT and bootstrap draws.
     seed: int = 0
@@ -53,7 +51,7 @@ class EvaluationConfig:
                 f"sharpness_level {self.sharpness_level} is not one of the coverage_levels "
                 f"{self.coverage_levels}"
             )
-        positive = ("pit_bins", "horizon_s", "block_length", "n_bootstrap", "time_of_day_minutes")
+        positive = ("pit_bins", "block_length", "n_bootstrap", "time_of_day_minutes")
         for name in (*positive, "trading_days_per_year", "volatility_buckets"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -22,6 +22,7 @@ import numpy as np
 from scipy import stats
 
 from diffstock_ml.evaluation.forecasts import as_epoch_seconds, non_overlapping
+from diffstock_ml.market import HORIZON_S
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def diebold_mariano(
     symbol: np.ndarray,
     ts: np.ndarray,
     *,
-    horizon_s: int = 30,
+    horizon_s: int = HORIZON_S,
     block_length: int = 20,
     n_bootstrap: int = 1000,
     rng: np.random.Generator | int = 0,

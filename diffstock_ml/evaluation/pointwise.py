@@ -23,6 +23,7 @@ from diffstock_ml.evaluation.scores import (
     median_error_bp,
 )
 from diffstock_ml.evaluation.var import var_hits
+from diffstock_ml.market import HORIZON_S
 
 
 def anchor_keys(anchors: Anchors, config: EvaluationConfig) -> pl.DataFrame:
@@ -38,7 +39,7 @@ def anchor_keys(anchors: Anchors, config: EvaluationConfig) -> pl.DataFrame:
             "volatility_decile": volatility_bucket(anchors.sigma, config.volatility_buckets),
             "sigma": anchors.sigma,
             "target": anchors.target,
-            "non_overlapping": non_overlapping(anchors.symbol, anchors.ts, config.horizon_s),
+            "non_overlapping": non_overlapping(anchors.symbol, anchors.ts, HORIZON_S),
         }
     )
 

@@ -36,6 +36,7 @@ from diffstock_ml.evaluation.direction import (
 from diffstock_ml.evaluation.dm import diebold_mariano
 from diffstock_ml.evaluation.forecasts import Anchors, ModelForecasts
 from diffstock_ml.evaluation.pointwise import anchor_keys, score_anchors
+from diffstock_ml.market import HORIZON_S
 
 RELIABILITY_LEVELS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 DM_SCHEMA = {
@@ -110,37 +111,11 @@ def evaluate(
     ]
     dm_p = {(row["model"], row["baseline"]): row["p_value"] for row in dm_rows}
 
-    rows, equity, histograms, reliabilities = [], [], [], []
-    for name, frame in scores.items():
-        result = backtest(
-            frame["mean_return"].to_numpy(),
-            anchors.target,
-            anchors.symbol,
-            anchors.ts,
-            cost_bp=config.cost_bp,
-            horizon_s=config.horizon_s,
-            trading_days_per_year=config.trading_days_per_year,
-        )
-        rows.append(
-            {
-                "model": name,
-                "n_anchors": len(anchors),
-                "n_non_overlapping": int(grid.sum()),
-                "crps_bp": float(frame["crps_bp"].mean()),
-                **comparison_columns(name, scores, baselines, dm_p),
-                **model_columns(frame, anchors, grid, config),
-                **backtest_columns(result),
-            }
-        )
-        pit = frame["pit"].to_numpy()
-        equity.append(result.equity.select(pl.lit(name).alias("model"), pl.all()))
-        histograms.append(_pit_histogram_frame(name, pit, config.pit_bins))
-        observed = reliability(pit, RELIABILITY_LEVELS)
-        reliabilities.append(
-            pl.DataFrame({"level": RELIABILITY_LEVELS, "observed": observed}).select(
-                pl.lit(name).alias("model"), pl.all()
-            )
-        )
+    summaries = [
+        _model_summary(name, frame, anchors, grid, scores, baselines, dm_p, config)
+        for name, frame in scores.items()
+    ]
+    rows, equity, histograms, reliabilities = map(list, zip(*summaries, strict=True))
 
     per_anchor = pl.concat(
         [
@@ -159,6 +134,46 @@ def evaluate(
         equity_curves=pl.concat(equity),
         reversal=_reversal(anchors, grid, config),
         config=config,
+    )
+
+
+def _model_summary(
+    name: str,
+    frame: pl.DataFrame,
+    anchors: Anchors,
+    grid: np.ndarray,
+    scores: Mapping[str, pl.DataFrame],
+    baselines: Sequence[str],
+    dm_p: Mapping[tuple[str, str], float | None],
+    config: EvaluationConfig,
+) -> tuple[dict, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """One model's overall row, equity curve, PIT histogram and reliability curve."""
+    result = backtest(
+        frame["mean_return"].to_numpy(),
+        anchors.target,
+        anchors.symbol,
+        anchors.ts,
+        cost_bp=config.cost_bp,
+        horizon_s=HORIZON_S,
+        trading_days_per_year=config.trading_days_per_year,
+    )
+    row = {
+        "model": name,
+        "n_anchors": len(anchors),
+        "n_non_overlapping": int(grid.sum()),
+        "crps_bp": float(frame["crps_bp"].mean()),
+        **comparison_columns(name, scores, baselines, dm_p),
+        **model_columns(frame, anchors, grid, config),
+        **backtest_columns(result),
+    }
+    pit = frame["pit"].to_numpy()
+    observed = reliability(pit, RELIABILITY_LEVELS)
+    curve = pl.DataFrame({"level": RELIABILITY_LEVELS, "observed": observed})
+    return (
+        row,
+        result.equity.select(pl.lit(name).alias("model"), pl.all()),
+        _pit_histogram_frame(name, pit, config.pit_bins),
+        curve.select(pl.lit(name).alias("model"), pl.all()),
     )
 
 
@@ -189,7 +204,7 @@ def _dm_row(
         scores[baseline]["crps_bp"].to_numpy(),
         anchors.symbol,
         anchors.ts,
-        horizon_s=config.horizon_s,
+        horizon_s=HORIZON_S,
         block_length=config.block_length,
         n_bootstrap=config.n_bootstrap,
         rng=config.seed,

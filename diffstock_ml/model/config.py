@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from diffstock_ml.market import TICK
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -92,7 +94,7 @@ class SamplerConfig:
     n_samples: int = 200
     # Snap sampled returns to the price grid (a zero move is a common outcome at 30 s).
     snap_to_tick: bool = True
-    tick: float = 0.01
+    tick: float = TICK
     # Matmuls of the encoder and denoiser in bfloat16 (autocast; the sampler's arithmetic stays
     # float32): ~1.4x faster on a CPU with AVX512-BF16, for a CRPS change of -0.02 % and none in
     # coverage (benchmarks/model.py). "auto" = bfloat16 where the device has it in hardware

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import torch
 
+from diffstock_ml.market import TICK
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.model.diffusion import DiffusionForecaster
 
 F64 = torch.float64
-TICK = 0.01  # the price grid of US stocks above $1
 
 
 def grid_in_target_units(
@@ -55,7 +55,7 @@ def to_returns(
     z_samples: torch.Tensor,
     sigma: torch.Tensor,
     close: torch.Tensor,
-    tick: float = 0.01,
+    tick: float = TICK,
     snap: bool = True,
 ) -> torch.Tensor:
     """Standardised samples `[B, S]` -> float64 returns `[B, S]`, snapped to the grid if `snap`.
@@ -70,7 +70,7 @@ def to_returns(
 def dequantise(
     target: torch.Tensor,
     close: torch.Tensor,
-    tick: float = 0.01,
+    tick: float = TICK,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Training returns `[B]` with the future price moved by U(−½, ½) tick (same dtype/device)."""

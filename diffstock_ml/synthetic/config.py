@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from diffstock_ml.calendar import day_key, last_sessions, parse_day, sessions_between
+from diffstock_ml.market import TICK
 
 TimestampStyle = Literal["utc_offset", "z", "naive", "new_york_offset"]
 
@@ -38,7 +39,7 @@ class SyntheticConfig:
     timestamp_style: TimestampStyle = "utc_offset"  # how bob/eob are written in the CSVs
 
     # --- prices and ticks ---------------------------------------------------------------------
-    tick: float = 0.01  # price grid, dollars
+    tick: float = TICK  # price grid, dollars
     price_min: float = 10.0  # reference price of the cheapest symbol, dollars
     price_max: float = 500.0  # reference price of the dearest symbol, dollars
     daily_vol: float = 0.016  # sd of the daily log change of the reference level (per weekday)

@@ -39,6 +39,7 @@ import polars as pl
 from numpy.random import Generator
 
 from diffstock_ml.calendar import last_sessions
+from diffstock_ml.market import HORIZON_S
 from diffstock_ml.synthetic.config import SyntheticConfig
 from diffstock_ml.synthetic.params import (
     LATENT_COLUMNS,
@@ -218,7 +219,7 @@ def simulate_day(
 def simulate_forward(
     state_rows: pl.DataFrame,
     params: MarketParams,
-    horizon_s: int = 30,
+    horizon_s: int = HORIZON_S,
     n_samples: int = 1000,
     rng: Generator | None = None,
 ) -> np.ndarray:

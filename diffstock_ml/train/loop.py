@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -110,177 +110,244 @@ def train(
     callback: TrainCallback | None = None,
 ) -> TrainResult:
     """Train (or resume training of) a `DiffusionForecaster`; returns the best EMA weights."""
-    callback = callback or SilentCallback()
-    started = time.perf_counter()
-    rank, world = _distributed_rank()
-    torch.manual_seed(config.seed)
-    model = DiffusionForecaster(model_config, n_features=len(train_days[0].feature_names)).to(
-        device
+    run = _Training(
+        model_config, config, train_days, val_days, normaliser, checkpoint_dir, device, callback
     )
-    ema = exponential_moving_average(model, config.ema_decay, config.ema_warmup)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
-    generator = torch.Generator(device=device).manual_seed(config.seed + rank)
-    train_loader = WindowLoader(
-        train_days,
-        batch_size=config.batch_size,
-        normaliser=normaliser,
-        seed=config.seed,
-        device=device,
-        drop_last=True,
-        shard=(rank, world),
-    )
-    val_loader = WindowLoader(
-        val_days, batch_size=config.batch_size, normaliser=normaliser, device=device
-    )
-    val_anchors = fixed_subset(val_loader, config.val_windows, config.seed)
-    sampler = SamplerConfig(steps=config.val_steps, n_samples=config.val_samples)
-    if len(train_loader) == 0:
-        raise ValueError(
-            f"no full training batch: {len(train_loader.anchors)} training anchors for "
-            f"batch size {config.batch_size}"
+    run.resume()
+    run.loop()
+    return run.result()
+
+
+class _Training:
+    """One training run's objects and its three phases: `resume`, `step` (one optimizer step)
+    and `validate`, driven by `loop`; `checkpoint` writes what resumes it exactly."""
+
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        config: TrainConfig,
+        train_days: Sequence[DayArrays],
+        val_days: Sequence[DayArrays],
+        normaliser: Normaliser,
+        checkpoint_dir: Path,
+        device: torch.device,
+        callback: TrainCallback | None,
+    ) -> None:
+        self.started = time.perf_counter()
+        self.model_config, self.config, self.normaliser = model_config, config, normaliser
+        self.checkpoint_dir, self.device = checkpoint_dir, device
+        self.callback = callback or SilentCallback()
+        self.rank, self.world = _distributed_rank()
+        torch.manual_seed(config.seed)
+        n_features = len(train_days[0].feature_names)
+        self.model = DiffusionForecaster(model_config, n_features=n_features).to(device)
+        self.ema = exponential_moving_average(self.model, config.ema_decay, config.ema_warmup)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
+        self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, config)
+        )
+        self.generator = torch.Generator(device=device).manual_seed(config.seed + self.rank)
+        self.train_loader = WindowLoader(
+            train_days,
+            batch_size=config.batch_size,
+            normaliser=normaliser,
+            seed=config.seed,
+            device=device,
+            drop_last=True,
+            shard=(self.rank, self.world),
+        )
+        self.val_loader = WindowLoader(
+            val_days, batch_size=config.batch_size, normaliser=normaliser, device=device
+        )
+        self.val_anchors = fixed_subset(self.val_loader, config.val_windows, config.seed)
+        self.sampler = SamplerConfig(steps=config.val_steps, n_samples=config.val_samples)
+        if len(self.train_loader) == 0:
+            raise ValueError(
+                f"no full training batch: {len(self.train_loader.anchors)} training anchors "
+                f"for batch size {config.batch_size}"
+            )
+        self.state = _State()
+        self.resumed_from = 0
+        self.network: torch.nn.Module = self.model
+        self.autocast = _autocast(config, device)
+        self.training_s = 0.0
 
-    state = _State()
-    if rank == 0:
-        discard_partial(checkpoint_dir)
-    _barrier(world)  # every rank resumes from the same, complete checkpoint
-    saved = load_checkpoint(checkpoint_dir)
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        ema.load_state_dict(saved["ema"])
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        state = _State(**saved["state"])
-        state.history = [EvalMetrics(**h) for h in state.history]
-        callback.on_message(f"resumed from step {state.step} (epoch {state.epoch})")
-    resumed_from = state.step
-    network = _wrap(model, config, device, world)
-    autocast = _autocast(config, device)
-
-    def checkpoint(every_rank: bool = True) -> None:
-        """Rank 0 writes `latest.pt`; with `every_rank` all ranks call this and send it their
-        random states (otherwise it holds rank 0's only)."""
-        random = {rank: random_state(generator)}
-        if world > 1 and every_rank:
-            gathered = [None] * world if rank == 0 else None
-            torch.distributed.gather_object(random[rank], gathered, dst=0)
-            random = dict(enumerate(gathered)) if rank == 0 else random
-        if rank == 0:
-            save_checkpoint(
-                {
-                    "model": model.state_dict(),
-                    "ema": ema.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "random": random,
-                    "state": state.to_dict(),
-                    "model_config": dataclasses.asdict(model_config),
-                    "train_config": dataclasses.asdict(config),
-                    "normaliser": normaliser.to_dict(),
-                },
-                checkpoint_dir,
+    def resume(self) -> None:
+        """Load `latest.pt` if there is one (a half-written one is discarded first), wrap the
+        model for compile/DDP, and restore the random state last: nothing draws before step 1."""
+        if self.rank == 0:
+            discard_partial(self.checkpoint_dir)
+        _barrier(self.world)  # every rank resumes from the same, complete checkpoint
+        saved = load_checkpoint(self.checkpoint_dir)
+        if saved is not None:
+            self.model.load_state_dict(saved["model"])
+            self.ema.load_state_dict(saved["ema"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            # checkpoints written before the rename hold the LR schedule under "schedule"
+            self.lr_schedule.load_state_dict(saved.get("lr_schedule", saved.get("schedule")))
+            self.state = _State(**saved["state"])
+            self.state.history = [EvalMetrics(**h) for h in self.state.history]
+            self.callback.on_message(
+                f"resumed from step {self.state.step} (epoch {self.state.epoch})"
+            )
+        self.resumed_from = self.state.step
+        self.network = _wrap(self.model, self.config, self.device, self.world)
+        if saved is not None and not _restore_random(saved, self.rank, self.generator):
+            self.callback.on_message(
+                f"{self.checkpoint_dir / LATEST} holds no random state for rank {self.rank} on "
+                f"{self.device.type}: the resumed run is not bit-exact"
             )
 
-    # restored last, so that nothing draws from the global generators before the first step
-    if saved is not None and not _restore_random(saved, rank, generator):
-        callback.on_message(
-            f"{checkpoint_dir / LATEST} holds no random state for rank {rank} on "
-            f"{device.type}: the resumed run is not bit-exact"
-        )
-    batches = train_loader.iterate(state.epoch, state.batch_in_epoch)
-    tick = loop_start = time.perf_counter()
-    eval_s = 0.0
-    settled = True  # between two steps: a checkpoint written now resumes exactly
-    try:
-        while state.step < config.max_steps and not state.stopped_early:
-            settled = False
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum = 0.0
-            for _ in range(config.grad_accumulation):
-                batch = next(batches, None)
-                if batch is None:  # 1. epochs roll over; the order depends on (seed, epoch)
-                    state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-                    batches = train_loader.iterate(state.epoch)
-                    batch = next(batches)
-                state.batch_in_epoch += 1
-                # 2. dequantised, standardised target; K noise levels per encoded window
-                target = (
-                    dequantise(batch.target, batch.close, generator=generator)
-                    if config.dequantise
-                    else batch.target
-                )
-                z = to_model_target(target, batch.sigma, model_config)
-                grid = grid_in_target_units(batch.close, batch.sigma, model_config)
-                with autocast:
-                    loss = network(batch.x, z, config.k_noise, generator, grid)
-                (loss / config.grad_accumulation).backward()
-                loss_sum += loss.item() / config.grad_accumulation
-            # 3. clip, step, schedule, EMA
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip).item()
-            optimizer.step()
-            schedule.step()
-            ema.update_parameters(model)
-            state.step += 1
-            if state.step % config.log_every == 0 and rank == 0:
-                elapsed, tick = time.perf_counter() - tick, time.perf_counter()
-                rate = config.log_every * config.grad_accumulation * config.batch_size / elapsed
-                callback.on_step(
-                    StepMetrics(state.step, loss_sum, schedule.get_last_lr()[0], grad_norm, rate)
-                )
-            if state.step % config.eval_every == 0 or state.step == config.max_steps:
-                eval_start = time.perf_counter()
-                _evaluate(
-                    ema.module,
-                    val_loader,
-                    val_anchors,
-                    sampler,
-                    config,
-                    state,
-                    checkpoint_dir,
-                    rank,
-                    callback,
-                )
-                tick = time.perf_counter()  # keep validation time out of the training rate
-                eval_s += tick - eval_start
-            if state.step % config.checkpoint_every == 0:
-                checkpoint()
-            settled = True
-    except BaseException:
-        # An interrupted run resumes from here, unless it stopped mid-step (half an optimizer
-        # step, a validation without its result): then from the last periodic checkpoint.
-        # The other ranks may never get here, so rank 0 saves its own random state only.
-        if settled:
-            checkpoint(every_rank=False)
-        raise
-    checkpoint()  # on exit too
-    training_s = time.perf_counter() - loop_start - eval_s
-    trained = (state.step - resumed_from) * config.grad_accumulation * config.batch_size * world
+    def loop(self) -> None:
+        """Steps until `max_steps` or early stopping; validation every `eval_every` steps,
+        checkpoints every `checkpoint_every` and on exit (also when interrupted)."""
+        config, state = self.config, self.state
+        batches = self.train_loader.iterate(state.epoch, state.batch_in_epoch)
+        clock = loop_start = time.perf_counter()
+        eval_s = 0.0
+        settled = True  # between two steps: a checkpoint written now resumes exactly
+        try:
+            while state.step < config.max_steps and not state.stopped_early:
+                settled = False
+                batches, loss, grad_norm = self.step(batches)
+                if state.step % config.log_every == 0 and self.rank == 0:
+                    elapsed, clock = time.perf_counter() - clock, time.perf_counter()
+                    windows = config.log_every * config.grad_accumulation * config.batch_size
+                    lr = self.lr_schedule.get_last_lr()[0]
+                    self.callback.on_step(
+                        StepMetrics(state.step, loss, lr, grad_norm, windows / elapsed)
+                    )
+                if state.step % config.eval_every == 0 or state.step == config.max_steps:
+                    eval_start = time.perf_counter()
+                    self.validate()
+                    clock = time.perf_counter()  # keep validation out of the training rate
+                    eval_s += clock - eval_start
+                if state.step % config.checkpoint_every == 0:
+                    self.checkpoint()
+                settled = True
+        except BaseException:
+            # An interrupted run resumes from here, unless it stopped mid-step (half an
+            # optimizer step, a validation without its result): then from the last periodic
+            # checkpoint. The other ranks may never get here: rank 0 saves its random state only.
+            if settled:
+                self.checkpoint(every_rank=False)
+            raise
+        self.checkpoint()  # on exit too
+        self.training_s = time.perf_counter() - loop_start - eval_s
 
-    _barrier(world)  # rank 0 writes the checkpoints; the others read them only after this
-    best = load_checkpoint(checkpoint_dir, BEST)
-    if not state.history or best is None:
-        raise RuntimeError(
-            "training ended without a validation; raise max_steps or lower eval_every"
+    def step(self, batches: Iterator) -> tuple[Iterator, float, float]:
+        """One optimizer step over `grad_accumulation` batches; the (possibly new) batch
+        iterator, the mean loss and the gradient norm before clipping."""
+        config, state = self.config, self.state
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum = 0.0
+        for _ in range(config.grad_accumulation):
+            batch = next(batches, None)
+            if batch is None:  # 1. epochs roll over; the order depends on (seed, epoch)
+                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                batches = self.train_loader.iterate(state.epoch)
+                batch = next(batches)
+            state.batch_in_epoch += 1
+            # 2. dequantised, standardised target; K noise levels per encoded window
+            target = (
+                dequantise(batch.target, batch.close, generator=self.generator)
+                if config.dequantise
+                else batch.target
+            )
+            z = to_model_target(target, batch.sigma, self.model_config)
+            grid = grid_in_target_units(batch.close, batch.sigma, self.model_config)
+            with self.autocast:
+                loss = self.network(batch.x, z, config.k_noise, self.generator, grid)
+            (loss / config.grad_accumulation).backward()
+            loss_sum += loss.item() / config.grad_accumulation
+        # 3. clip, step, LR schedule, EMA
+        params = self.model.parameters()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip).item()
+        self.optimizer.step()
+        self.lr_schedule.step()
+        self.ema.update_parameters(self.model)
+        state.step += 1
+        return batches, loss_sum, grad_norm
+
+    def validate(self) -> None:
+        """Score the EMA model on the fixed validation anchors; keep it as `best.pt` if it is
+        the best so far, else count towards early stopping."""
+        config, state, model = self.config, self.state, self.ema.module
+        score = validate(model, self.val_loader, self.val_anchors, self.sampler, seed=config.seed)
+        if score.crps_bp < state.best_crps:
+            state.best_crps, state.best_step, state.evals_since_best = score.crps_bp, state.step, 0
+            if self.rank == 0:
+                checkpoint = {"ema_model": model.state_dict(), "step": state.step}
+                save_checkpoint(checkpoint, self.checkpoint_dir, BEST)
+        else:
+            state.evals_since_best += 1
+            state.stopped_early = state.evals_since_best >= config.patience
+        metrics = EvalMetrics(
+            state.step, score.crps_bp, score.coverage_90, state.best_crps, score.median_below
         )
-    return TrainResult(
-        steps=state.step,
-        best_step=state.best_step,
-        best_val_crps_bp=state.best_crps,
-        first_val_crps_bp=state.history[0].val_crps_bp,
-        history=tuple(state.history),
-        stopped_early=state.stopped_early,
-        resumed_from=resumed_from,
-        wall_s=time.perf_counter() - started,
-        device=str(device),
-        train_windows=len(train_loader.anchors),
-        val_windows=len(val_anchors),
-        checkpoint_dir=checkpoint_dir,
-        best_state=best["ema_model"],
-        windows_per_s=trained / training_s if training_s > 0 else float("nan"),
-    )
+        state.history.append(metrics)
+        if self.rank == 0:
+            self.callback.on_eval(metrics)
+            if state.stopped_early:
+                self.callback.on_message(
+                    f"early stop at step {state.step}: best val CRPS {state.best_crps:.3f} bp "
+                    f"at step {state.best_step}"
+                )
+
+    def checkpoint(self, every_rank: bool = True) -> None:
+        """Rank 0 writes `latest.pt`; with `every_rank` all ranks call this and send it their
+        random states (otherwise it holds rank 0's only)."""
+        random = {self.rank: random_state(self.generator)}
+        if self.world > 1 and every_rank:
+            gathered = [None] * self.world if self.rank == 0 else None
+            torch.distributed.gather_object(random[self.rank], gathered, dst=0)
+            random = dict(enumerate(gathered)) if self.rank == 0 else random
+        if self.rank != 0:
+            return
+        save_checkpoint(
+            {
+                "model": self.model.state_dict(),
+                "ema": self.ema.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "lr_schedule": self.lr_schedule.state_dict(),
+                "random": random,
+                "state": self.state.to_dict(),
+                "model_config": dataclasses.asdict(self.model_config),
+                "train_config": dataclasses.asdict(self.config),
+                "normaliser": self.normaliser.to_dict(),
+            },
+            self.checkpoint_dir,
+        )
+
+    def result(self) -> TrainResult:
+        """The run's summary and the best validated EMA weights (read back from `best.pt`)."""
+        config, state = self.config, self.state
+        trained = (state.step - self.resumed_from) * config.grad_accumulation * config.batch_size
+        trained *= self.world
+        _barrier(self.world)  # rank 0 writes the checkpoints; the others read them after this
+        best = load_checkpoint(self.checkpoint_dir, BEST)
+        if not state.history or best is None:
+            raise RuntimeError(
+                "training ended without a validation; raise max_steps or lower eval_every"
+            )
+        return TrainResult(
+            steps=state.step,
+            best_step=state.best_step,
+            best_val_crps_bp=state.best_crps,
+            first_val_crps_bp=state.history[0].val_crps_bp,
+            history=tuple(state.history),
+            stopped_early=state.stopped_early,
+            resumed_from=self.resumed_from,
+            wall_s=time.perf_counter() - self.started,
+            device=str(self.device),
+            train_windows=len(self.train_loader.anchors),
+            val_windows=len(self.val_anchors),
+            checkpoint_dir=self.checkpoint_dir,
+            best_state=best["ema_model"],
+            windows_per_s=trained / self.training_s if self.training_s > 0 else float("nan"),
+        )
 
 
 def _restore_random(saved: dict, rank: int, generator: torch.Generator) -> bool:
@@ -309,32 +376,6 @@ class _State:
         data = dataclasses.asdict(self)
         data["history"] = [dataclasses.asdict(h) for h in self.history]
         return data
-
-
-def _evaluate(
-    model, val_loader, anchors, sampler, config, state, checkpoint_dir, rank, callback
-) -> None:
-    score = validate(model, val_loader, anchors, sampler, seed=config.seed)
-    if score.crps_bp < state.best_crps:
-        state.best_crps, state.best_step, state.evals_since_best = score.crps_bp, state.step, 0
-        if rank == 0:
-            save_checkpoint(
-                {"ema_model": model.state_dict(), "step": state.step}, checkpoint_dir, BEST
-            )
-    else:
-        state.evals_since_best += 1
-        state.stopped_early = state.evals_since_best >= config.patience
-    metrics = EvalMetrics(
-        state.step, score.crps_bp, score.coverage_90, state.best_crps, score.median_below
-    )
-    state.history.append(metrics)
-    if rank == 0:
-        callback.on_eval(metrics)
-        if state.stopped_early:
-            callback.on_message(
-                f"early stop at step {state.step}: best val CRPS {state.best_crps:.3f} bp "
-                f"at step {state.best_step}"
-            )
 
 
 class _Objective(torch.nn.Module):

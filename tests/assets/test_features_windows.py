@@ -33,7 +33,20 @@ def test_two_days_through_the_features_stage(tmp_path: Path, tiny_market: Path) 
             checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
             assert all(checks.values()), checks
         event = instance.get_latest_materialization_event(windows.key)
+        catalog = {
+            asset.key.path[-1]: instance.get_latest_materialization_event(
+                asset.key
+            ).asset_materialization.metadata
+            for asset in (clean_bars, features)
+        }
     metadata = event.asset_materialization.metadata
+    # the catalog shows every table's rows and columns (the windows' rows are its anchors)
+    assert catalog["clean_bars"]["dagster/row_count"].value == 4 * 23_400
+    columns = catalog["features"]["dagster/column_schema"].value.columns
+    assert [c.name for c in columns[2 : 2 + len(FEATURE_COLUMNS)]] == list(FEATURE_COLUMNS)
+    assert all(c.description for c in columns if c.name in FEATURE_COLUMNS)
+    assert metadata["dagster/row_count"].value == metadata["anchors"].value
+    assert "x" in {c.name for c in metadata["dagster/column_schema"].value.columns}
     assert metadata["valid_share"].value > 0.9
     assert metadata["shape"].value == f"(4, 23400, {len(FEATURE_COLUMNS)})"
 

@@ -60,9 +60,10 @@ def test_training_asset_logs_an_mlflow_run_with_everything(trained) -> None:
     windows = np.stack([arrays.x[a, b - 119 : b + 1] for a, b in zip(s, t, strict=True)])
     output = model.predict(
         {"x": windows.astype(np.float32), "sigma": arrays.sigma[s, t], "close": arrays.close[s, t]},
-        params={"n_samples": 16},
+        params={"n_samples": 16, "return_samples": True},
     )
     assert output["quantiles"].shape == (3, 9) and output["samples"].shape == (3, 16)
+    assert output["calibrated"] and output["spread_factor"] == metadata["spread_factor"].value
 
 
 def test_a_clipped_as_of_window_fails_clearly() -> None:

@@ -7,7 +7,14 @@ import fsspec
 import polars as pl
 import pytest
 
-from diffstock_assets.resources import LakeResource, RawDataResource
+from diffstock_assets.resources import (
+    BARS,
+    FORECAST_SAMPLES,
+    MODEL_SUMMARY,
+    REPORT,
+    LakeResource,
+    RawDataResource,
+)
 
 
 def test_lake_round_trip_on_local_disk(tmp_path: Path) -> None:
@@ -25,6 +32,22 @@ def test_lake_works_on_an_fsspec_url() -> None:
     lake.write_parquet(frame, "clean_bars", "20251103", "bars.parquet")
     assert lake.exists("clean_bars", "20251103", "bars.parquet")
     assert lake.read_parquet("clean_bars", "20251103", "bars.parquet").equals(frame)
+
+
+def test_the_typed_layout_works_on_an_object_store() -> None:
+    lake = LakeResource(root=f"memory://diffstock-layout-{uuid.uuid4().hex}")
+    day = "20251103"
+    frame = pl.DataFrame({"a": [1.0]})
+    assert lake.write_table(BARS, day, frame) == lake.file_uri(BARS, day)
+    assert lake.file_uri(BARS, day).startswith("memory://") and lake.has_file(BARS, day)
+    assert lake.read_table(BARS, day).equals(frame)
+    lake.write_folder(
+        MODEL_SUMMARY.asset, day, lambda f: (f / MODEL_SUMMARY.name).write_text('{"a": 1}')
+    )
+    assert lake.read_json(MODEL_SUMMARY, day) == {"a": 1}
+    assert not lake.has_file(REPORT, day) and not lake.has_windows(day)
+    with pytest.raises(dg.Failure, match="materialise forecasts for partition 20251103"):
+        lake.read_table(FORECAST_SAMPLES, day)
 
 
 class _Exploding:

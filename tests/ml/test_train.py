@@ -163,7 +163,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tiny_windows, tmp_pa
     assert summary["resumed_from"] == saved["step"] and summary["steps"] == steps
 
     expected, actual = load_checkpoint(straight), load_checkpoint(killed)
-    assert {"model", "ema", "optimizer", "schedule", "random", "state"} <= set(actual)
+    assert {"model", "ema", "optimizer", "lr_schedule", "random", "state"} <= set(actual)
     assert actual["ema"]["n_averaged"] == steps
     assert {"exp_avg", "exp_avg_sq", "step"} <= set(actual["optimizer"]["state"][0])
     _assert_identical(expected, actual, "latest.pt")  # weights, EMA, Adam, RNG, data position

@@ -1,6 +1,7 @@
 """Anchor rules at the open, the close and around stale gaps; storage; no window crosses a day."""
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,13 @@ import pytest
 
 from diffstock_ml.config import WindowConfig
 from diffstock_ml.features import FEATURE_COLUMNS, FEATURES_SCHEMA
-from diffstock_ml.windows import build_day_arrays, load_day_arrays, save_day_arrays, valid_anchors
+from diffstock_ml.windows import (
+    META_FILE,
+    build_day_arrays,
+    load_day_arrays,
+    save_day_arrays,
+    valid_anchors,
+)
 
 OPEN = dt.datetime(2025, 11, 3, 14, 30, tzinfo=dt.UTC)
 
@@ -38,7 +45,7 @@ def _features(
     return pl.concat(rows).cast(dict(FEATURES_SCHEMA))
 
 
-CONFIG = WindowConfig(length=60, horizon_s=30)
+CONFIG = WindowConfig(length=60)
 
 
 def _anchor_set(features: pl.DataFrame, config: WindowConfig = CONFIG) -> set[tuple[int, int]]:
@@ -100,6 +107,15 @@ def test_round_trip_is_memory_mapped(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.anchors, arrays.anchors)
     assert loaded.symbols == ("A", "B") and loaded.config == CONFIG
     assert loaded.x.dtype == np.float32 and loaded.x.shape == (2, 400, len(FEATURE_COLUMNS))
+
+
+def test_days_written_with_a_horizon_field_still_load(tmp_path: Path) -> None:
+    folder = tmp_path / "20251103"
+    save_day_arrays(build_day_arrays(_features(), "20251103", CONFIG), folder)
+    meta = json.loads((folder / META_FILE).read_text())
+    meta["config"]["horizon_s"] = 30  # what meta.json held before the horizon became a constant
+    (folder / META_FILE).write_text(json.dumps(meta))
+    assert load_day_arrays(folder).config == CONFIG
 
 
 def test_uneven_symbols_are_rejected() -> None:

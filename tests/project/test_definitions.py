@@ -51,7 +51,7 @@ def test_asset_keys_checks_and_jobs_snapshot(tmp_path: Path) -> None:
         "windows": ["features"],
         "diffusion_model": ["windows"],
         "forecasts": ["diffusion_model", "windows"],
-        "evaluation_report": ["forecasts"],
+        "evaluation_report": ["diffusion_model", "forecasts"],
     }
     assert sorted(job.name for job in defs.resolve_all_job_defs()) == [
         "__ASSET_JOB",

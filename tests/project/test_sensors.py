@@ -13,6 +13,7 @@ from diffstock_assets.resources import RawDataResource
 from diffstock_ml.calendar import day_key, sessions_between
 
 DAYS = ("20251103", "20251104", "20251105")
+FORECASTS, REPORT = dg.AssetKey("forecasts"), dg.AssetKey("evaluation_report")
 
 
 def _age(folder: Path, seconds: float) -> None:
@@ -88,7 +89,7 @@ def _windows_built(instance: dg.DagsterInstance, day: str, *, passed: bool = Tru
     )
 
 
-def test_the_newest_model_retrains_once_its_windows_exist_and_passed_their_checks(
+def test_the_newest_model_retrains_and_is_evaluated_once_its_windows_passed_their_checks(
     tmp_path: Path,
 ) -> None:
     from dagster_project.definitions import build_definitions
@@ -114,7 +115,16 @@ def test_the_newest_model_retrains_once_its_windows_exist_and_passed_their_check
         third = dg.evaluate_automation_conditions(
             defs, instance, evaluation_time=evening, cursor=second.cursor
         )
-        assert third.get_requested_partitions(model) == {"20251104"}
+        # one run trains, forecasts and evaluates it (the report reads the model too)
+        for key in (model, FORECASTS, REPORT):
+            assert third.get_requested_partitions(key) == {"20251104"}, key
+
+        for key in (model, FORECASTS, REPORT):  # that run's materialisations
+            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition="20251104"))
+        fourth = dg.evaluate_automation_conditions(
+            defs, instance, evaluation_time=evening, cursor=third.cursor
+        )
+        assert fourth.total_requested == 0  # nothing runs twice
 
 
 def test_a_folder_of_gzipped_files_is_complete_once_quiet(tmp_path: Path) -> None:
