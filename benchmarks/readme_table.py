@@ -2,11 +2,12 @@
 
 The table lies between `<!-- performance-table:start -->` and `<!-- performance-table:end -->`;
 its columns stay `benchmark | what | figures | target`. Each JSON file replaces the row of its
-benchmark (by its `"benchmark"` key: ingest, batches); rows without a JSON are kept as they
+benchmark (by its `"benchmark"` key: ingest, batches, model); rows without a JSON are kept as they
 are. The figures are the JSON's, so the table says what a run measured, not what was remembered.
 
     python benchmarks/ingest.py --out /tmp/ingest.json
     python benchmarks/batches.py --out /tmp/batches.json
+    python benchmarks/model.py --out /tmp/model.json
     python benchmarks/readme_table.py /tmp/ingest.json /tmp/batches.json [--readme README.md]
 """
 
@@ -76,7 +77,51 @@ def batches_row(r: dict) -> list[str]:
     return ["`benchmarks/batches.py`", what, figures, target]
 
 
-ROWS: dict[str, Callable[[dict], list[str]]] = {"ingest": ingest_row, "batches": batches_row}
+def model_row(r: dict) -> list[str]:
+    samplers, reference = r["samplers"], r["reference"]
+    what = (
+        "the `demo` model: training speed; one window × 1,000 samples per sampler vs "
+        f"{_sampler_name(reference)} (paired CRPS and 90 % coverage on "
+        f"{r['validation_windows']:,} anchors × {r['samples_per_window']} draws, float32, "
+        f"{r['threads']} torch threads)"
+    )
+    shown = [r["default"]["name"], "ddim_50", "dpmpp_2m_15", "dpmpp_2m_5"]
+    parts = [f"{r['training_windows_per_s']['cpu']:,.0f} windows/s training"]
+    for name in dict.fromkeys(shown):  # the default first, no repeats
+        row = samplers[name]
+        label = _sampler_name(name) + (" (default)" if name == r["default"]["name"] else "")
+        parts.append(
+            f"{label} **{row['latency_ms_1000_samples']:.0f} ms** (CRPS "
+            f"{row[f'crps_vs_{reference}_pct']:+.2f} % ± {row[f'crps_vs_{reference}_se_pct']:.2f}, "
+            f"coverage {row[f'coverage_vs_{reference}_pp']:+.2f} pp)"
+        )
+    load = r["load_average_1m"]
+    parts.append(
+        f"{_sampler_name(reference)} {samplers[reference]['latency_ms_1000_samples']:,.0f} ms "
+        f"(load {load['start']:.1f} → {load['end']:.1f})"
+    )
+    t = r["targets"]
+    target = (
+        f"≤ {t['latency_ms_max']:g} ms float32 within {t['crps_pct_max']:g} % CRPS and "
+        f"{t['coverage_pp_max']:g} pp coverage: "
+        f"{'met' if r['default_meets_targets'] else '**not met**'} by the default "
+        f"(fastest that meets all: {r['fastest_meeting_targets'] or 'none'})"
+    )
+    return ["`benchmarks/model.py`", what, "; ".join(parts), target]
+
+
+def _sampler_name(name: str) -> str:
+    """`dpmpp_2m_10` -> `DPM-Solver++(2M)-10`, `ddim_50` -> `DDIM-50`."""
+    kind, _, steps = name.rpartition("_")
+    label = {"dpmpp_2m": "DPM-Solver++(2M)", "ddim": "DDIM", "ddpm": "DDPM"}.get(kind, kind)
+    return f"{label}-{steps}"
+
+
+ROWS: dict[str, Callable[[dict], list[str]]] = {
+    "ingest": ingest_row,
+    "batches": batches_row,
+    "model": model_row,
+}
 
 
 def rewrite(readme: str, reports: list[dict]) -> str:

@@ -40,7 +40,7 @@ OPTIONS: dict[str, tuple[Any, ...]] = {  # most telling first: a time-boxed abla
     "context_s": (60,),
     "lr": (3e-4, 1e-3, 3e-3),
     "T": (1000, 250),
-    "sampler_steps": (20, 50, 100),
+    "sampler_steps": (5, 10, 20),
 }
 MODEL_FIELDS = (
     "parameterisation",

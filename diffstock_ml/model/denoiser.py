@@ -55,7 +55,14 @@ class FiLMBlock(nn.Module):
 
     def forward(self, h: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.film(context).chunk(2, dim=-1)  # [B, hidden] each
-        y = (1 + gamma) * self.norm(h) + beta  # [B, hidden]
+        if gamma.shape[:-1].numel() == 1:
+            # one context for all rows (one window's samples): (1 + γ, β) is the LayerNorm's
+            # own affine, one fused kernel instead of three passes over [S, hidden]
+            y = nn.functional.layer_norm(
+                h, self.norm.normalized_shape, (1 + gamma).flatten(), beta.flatten()
+            )
+        else:
+            y = torch.addcmul(beta, self.norm(h), 1 + gamma)  # (1 + γ)·LN(h) + β, [B, hidden]
         y = self.fc2(self.dropout(nn.functional.silu(self.fc1(y))))  # [B, hidden]
         return h + y
 

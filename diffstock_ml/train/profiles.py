@@ -100,7 +100,7 @@ _SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {
             log_every=50,
             val_windows=500,
             val_samples=64,
-            val_steps=50,
+            val_steps=10,
         ),
     ),
     # 54 symbols x 30 training days (~37M windows) on one GPU: bf16, full-resolution tokens
@@ -117,7 +117,7 @@ _SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {
             log_every=100,
             val_windows=20_000,
             val_samples=200,
-            val_steps=50,
+            val_steps=10,
             patience=6,
         ),
     ),

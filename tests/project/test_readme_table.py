@@ -1,0 +1,66 @@
+"""The README's performance rows are generated from the benchmarks' JSON, not typed by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def readme_table():
+    spec = importlib.util.spec_from_file_location(
+        "readme_table", ROOT / "benchmarks/readme_table.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sampler(ms: float, crps: float, cover: float) -> dict:
+    return {
+        "latency_ms_1000_samples": ms,
+        "crps_vs_ddpm_1000_pct": crps,
+        "crps_vs_ddpm_1000_se_pct": 0.47,
+        "coverage_vs_ddpm_1000_pp": cover,
+    }
+
+
+MODEL_REPORT = {
+    "benchmark": "model",
+    "threads": 2,
+    "load_average_1m": {"start": 0.3, "end": 1.9},
+    "training_windows_per_s": {"cpu": 1972.4},
+    "validation_windows": 6000,
+    "samples_per_window": 25,
+    "reference": "ddpm_1000",
+    "samplers": {
+        "ddpm_1000": {"latency_ms_1000_samples": 5166.0},
+        "dpmpp_2m_10": _sampler(48.7, 0.46, -0.85),
+        "ddim_50": _sampler(255.0, 0.47, -0.87),
+        "dpmpp_2m_15": _sampler(82.0, 0.44, -0.46),
+        "dpmpp_2m_5": _sampler(32.0, 1.04, -4.3),
+    },
+    "targets": {"latency_ms_max": 50.0, "crps_pct_max": 1.0, "coverage_pp_max": 1.0},
+    "default": {"name": "dpmpp_2m_10"},
+    "default_meets_targets": True,
+    "fastest_meeting_targets": "dpmpp_2m_10",
+}
+
+
+def test_the_model_row_is_rewritten_from_its_json_and_other_rows_are_kept(readme_table) -> None:
+    readme = (
+        "intro\n<!-- performance-table:start -->\n| benchmark | what | figures | target |\n"
+        "|---|---|---|---|\n| `benchmarks/ingest.py` | a | b | c |\n"
+        "| `benchmarks/model.py` | old | 255 ms | not met |\n<!-- performance-table:end -->\nrest\n"
+    )
+    out = readme_table.rewrite(readme, [MODEL_REPORT])
+    row = next(line for line in out.splitlines() if line.startswith("| `benchmarks/model.py`"))
+    assert "DPM-Solver++(2M)-10 (default) **49 ms** (CRPS +0.46 % ± 0.47, coverage -0.85 pp)" in row
+    assert "DDIM-50 **255 ms**" in row and "DDPM-1000 5,166 ms" in row
+    assert "1,972 windows/s training" in row and "met by the default" in row
+    assert "old" not in row
+    assert "| `benchmarks/ingest.py` | a | b | c |" in out and out.endswith("rest\n")
