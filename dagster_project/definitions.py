@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from dagster_project.jobs import ingest_job, train_job
-from dagster_project.sensors import new_trading_days, retrain_latest_model
+from dagster_project.jobs import ingest_job, leaderboard_job, train_job
+from dagster_project.sensors import new_trading_days, refresh_leaderboard, retrain_latest_model
 from dagster_project.settings import Settings
 from diffstock_assets.console import concise_console_logger
 from diffstock_assets.evaluation.assets import build_evaluation_report, build_forecasts
+from diffstock_assets.evaluation.leaderboard import leaderboard
 from diffstock_assets.features.assets import features, windows
 from diffstock_assets.ingest.assets import clean_bars
 from diffstock_assets.mlflow_resource import MLflowResource
@@ -30,9 +31,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             model,
             forecasts,
             build_evaluation_report(model, forecasts),
+            leaderboard,
         ],
-        jobs=[ingest_job, train_job],
-        sensors=[new_trading_days, retrain_latest_model],
+        jobs=[ingest_job, train_job, leaderboard_job],
+        sensors=[new_trading_days, retrain_latest_model, refresh_leaderboard],
         resources={
             "raw": RawDataResource(root=str(settings.raw)),
             "lake": LakeResource(root=settings.lake),

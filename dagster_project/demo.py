@@ -100,13 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     with dg.DagsterInstance.get() as instance:
         for key in keys:
-            if not _run(defs, "ingest_job", key, instance):
+            if not run_job(defs, "ingest_job", key, instance):
                 failed.append(key)
         done = len(keys) - len(failed)
         print(f"\n{done}/{len(keys)} trading days materialised into {settings.lake}")
         if not failed:
             print(f"Training and evaluating the model as of {keys[-1]} ...", flush=True)
-            if not _run(defs, "train_job", keys[-1], instance):
+            if not run_job(defs, "train_job", keys[-1], instance):
                 failed.append(f"diffusion_model {keys[-1]}")
 
     lake = LakeResource(root=settings.lake)
@@ -141,21 +141,33 @@ def _cannot_train(settings: Settings, keys: list[str]) -> str | None:
     return None
 
 
-def _run(defs: dg.Definitions, job_name: str, key: str, instance: dg.DagsterInstance) -> bool:
+def run_job(
+    defs: dg.Definitions,
+    job_name: str,
+    key: str | None,
+    instance: dg.DagsterInstance,
+    run_config: dict | None = None,
+) -> bool:
+    """Run `job_name` (for partition `key`) in process; True when it succeeded or when only the
+    promotion gate refused the model (the report was written: a verdict, not a failure)."""
+    label = f"{job_name} {key}" if key else job_name
     result = defs.resolve_job_def(job_name).execute_in_process(
-        partition_key=key, instance=instance, raise_on_error=False, run_config=_QUIET
+        partition_key=key,
+        instance=instance,
+        raise_on_error=False,
+        run_config={**(run_config or {}), **_QUIET},
     )
     if result.success:
-        print(f"{job_name} {key}: ok", flush=True)
+        print(f"{label}: ok", flush=True)
         return True
     failures = [e.step_failure_data.error.message for e in result.get_step_failure_events()]
     if failures and all(PROMOTION_CHECK in message for message in failures):
         # The report was written and logged; only the promotion gate said no (a verdict).
         for check in result.get_asset_check_evaluations():
             reasons = check.metadata.get("reasons")
-            print(f"{job_name} {key}: ok, model NOT promoted: {reasons.value if reasons else ''}")
+            print(f"{label}: ok, model NOT promoted: {reasons.value if reasons else ''}")
         return True
-    print(f"{job_name} {key}: FAILED", flush=True)
+    print(f"{label}: FAILED", flush=True)
     return False
 
 

@@ -20,7 +20,7 @@ import dagster as dg
 from dagster_project.jobs import ingest_job
 from diffstock_assets.groups import EVALUATION, MODEL
 from diffstock_assets.partitions import trading_days
-from diffstock_assets.resources import RawDataResource
+from diffstock_assets.resources import LEADERBOARD, RawDataResource
 
 QUIET_SECONDS = 120
 MARKER = "_SUCCESS"
@@ -72,8 +72,18 @@ def new_trading_days(context: dg.SensorEvaluationContext, raw: RawDataResource) 
 # them, so the newest as-of day is retrained once all its windows passed their checks.
 retrain_latest_model = dg.AutomationConditionSensorDefinition(
     "retrain_latest_model",
-    target=dg.AssetSelection.groups(MODEL, EVALUATION),
+    target=dg.AssetSelection.groups(MODEL, EVALUATION) - dg.AssetSelection.assets(LEADERBOARD),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
     description="Retrains, forecasts and evaluates the newest as-of day (eager).",
+)
+
+# The leaderboard's condition (`AFTER_NEW_REPORT`) asks for a run once any as-of day's report
+# is new, so the walk-forward ranking follows every retrained and evaluated day.
+refresh_leaderboard = dg.AutomationConditionSensorDefinition(
+    "refresh_leaderboard",
+    target=dg.AssetSelection.assets(LEADERBOARD),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Re-ranks the walk-forward leaderboard after a new evaluation report.",
 )

@@ -42,7 +42,16 @@ MODEL_BUNDLE = LakeFile("diffusion_model", "bundle.pt")
 MODEL_SUMMARY = LakeFile("diffusion_model", "summary.json")
 FORECAST_SAMPLES = LakeFile("forecasts", "forecasts.parquet")
 DIRECTION_PROBABILITIES = LakeFile("forecasts", "direction.parquet")
+POINT_FORECASTS = LakeFile("forecasts", "points.parquet")  # the point regressors (issue 12)
 REPORT = LakeFile("evaluation_report", "report.md")
+# The unpartitioned walk-forward `leaderboard`: one folder, republished whole at each update.
+LEADERBOARD = "leaderboard"
+LATEST = "latest"  # the folder (in place of a day) of an unpartitioned asset's newest version
+LEADERBOARD_SUMMARY = LakeFile(LEADERBOARD, "summary.parquet")
+LEADERBOARD_BY_DAY = LakeFile(LEADERBOARD, "by_day.parquet")
+LEADERBOARD_LOSSES = LakeFile(LEADERBOARD, "losses.parquet")
+LEADERBOARD_FIGURE = LakeFile(LEADERBOARD, "skill_by_day.png")
+LEADERBOARD_DOCUMENT = LakeFile(LEADERBOARD, "leaderboard.md")
 
 
 class RawDataResource(dg.ConfigurableResource):

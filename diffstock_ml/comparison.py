@@ -3,11 +3,15 @@
 `compare_on_test_days` is what the `forecasts` asset runs: the diffusion model (with the spread
 factor its bundle carries), every baseline of `BASELINES` and, where the synthetic market's
 latent state exists, the oracle are fitted on the training days, the direction classifiers
-beside them; then every test day's anchors on the stride grid are forecast by all of them.
+(`DIRECTION_CLASSIFIERS`) and point regressors (`POINT_REGRESSORS`, stopped early on the
+validation days) beside them; then every test day's anchors on the stride grid are forecast by
+all of them. The classifiers also give P(up) on the validation days' anchors (same stride), on
+which the report calibrates them and chooses their confidence threshold.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +20,22 @@ import numpy as np
 import polars as pl
 import torch
 
-from diffstock_ml.baselines import BASELINES, DIRECTION_CLASSIFIERS, Baseline, GarchT, Oracle
+from diffstock_ml.baselines import (
+    BASELINES,
+    DIRECTION_CLASSIFIERS,
+    POINT_REGRESSORS,
+    Baseline,
+    GarchT,
+    Oracle,
+    PointRegressor,
+)
 from diffstock_ml.baselines.direction import DirectionClassifier
+from diffstock_ml.evaluation.point_forecasts import POINT_PREFIX
 from diffstock_ml.forecasting import (
     DIFFUSION,
     CalibratedDiffusion,
     ForecastConfig,
-    direction_probabilities,
+    anchor_context,
     forecast_day,
     select_anchors,
 )
@@ -41,8 +54,8 @@ class Contenders:
     """How the models that learn are trained, and where the oracle's latent state may be."""
 
     head_training: TrainConfig  # the likelihood heads: the model's own budget, a fair fight
-    direction_model: ModelConfig  # the direction classifiers' encoder
-    direction_training: TrainConfig
+    direction_model: ModelConfig  # the direction classifiers' and point regressors' width
+    direction_training: TrainConfig  # their budget (the regressors may stop earlier)
     latent_root: Path | None = None  # the synthetic market's latent state (adds the oracle)
 
 
@@ -51,7 +64,10 @@ class Comparison:
     """The test days' forecasts of every model, and what was fitted to make them."""
 
     forecasts: pl.DataFrame  # one row per (model, anchor): samples and the anchor's context
-    directions: pl.DataFrame  # P(up) of each direction classifier at the same anchors
+    # P(up) of each direction classifier (`prob_up_<name>`) at the same anchors and at the
+    # validation days' anchors; `split` says which ("val" or "test")
+    directions: pl.DataFrame
+    points: pl.DataFrame  # each point regressor's forecast (`point_<name>`) at the same anchors
     scales: pl.DataFrame  # model, scale: the spread factor each model was fitted
     diffusion_factor_from: str  # "bundle", or "fitted here (raw bundle)" for older bundles
 
@@ -74,11 +90,17 @@ def compare_on_test_days(
         model.fit(train, rng)
         scales.append((name, float(model.scale)))
         log(f"fitted {name} on {len(train)} training days (scale {model.scale:.3f})")
-    classifiers = _classifiers(contenders, device)
-    for classifier in classifiers.values():
-        classifier.fit(train, rng)
+    classifiers, regressors = _side_models(contenders, device)
+    for name, side in (*classifiers.items(), *regressors.items()):
+        start = time.perf_counter()
+        if isinstance(side, PointRegressor):
+            side.fit(train, rng, [arrays[d] for d in splits.val])
+        else:
+            side.fit(train, rng)
+        log(f"fitted {name} in {time.perf_counter() - start:.1f} s ({len(side.losses)} steps)")
+    directions = [_directions(arrays[day], config, classifiers, "val") for day in splits.val]
 
-    tables, directions = [], []
+    tables, points = [], []
     for day in splits.test:
         anchors = select_anchors(arrays[day], config.anchor_stride_s)
         log(f"{day}: forecasting {len(anchors)} anchors with {len(models)} models")
@@ -86,10 +108,12 @@ def compare_on_test_days(
         if isinstance(garch, GarchT) and (pooled := garch.pooled_symbols(arrays[day])):
             log(f"{day}: garch_t uses pooled parameters for {', '.join(pooled)}")
         tables.append(forecast_day(arrays[day], anchors, models, config))
-        directions.append(direction_probabilities(arrays[day], anchors, classifiers))
+        directions.append(_directions(arrays[day], config, classifiers, "test"))
+        points.append(point_forecasts(arrays[day], anchors, regressors))
     return Comparison(
         forecasts=pl.concat(tables),
         directions=pl.concat(directions),
+        points=pl.concat(points),
         scales=pl.DataFrame(scales, schema=["model", "scale"], orient="row"),
         diffusion_factor_from="bundle" if bundle.calibrated else "fitted here (raw bundle)",
     )
@@ -121,12 +145,43 @@ def _models(
     return models
 
 
-def _classifiers(contenders: Contenders, device: torch.device) -> dict[str, DirectionClassifier]:
-    return {
-        name: cls(
-            model_config=contenders.direction_model,
-            train_config=contenders.direction_training,
-            device=device,
-        )
-        for name, cls in DIRECTION_CLASSIFIERS.items()
+def _side_models(
+    contenders: Contenders, device: torch.device
+) -> tuple[dict[str, DirectionClassifier], dict[str, PointRegressor]]:
+    """The direction classifiers and the point regressors, unfitted, on the same budget."""
+    settings = {
+        "model_config": contenders.direction_model,
+        "train_config": contenders.direction_training,
+        "device": device,
     }
+    classifiers = {name: cls(**settings) for name, cls in DIRECTION_CLASSIFIERS.items()}
+    regressors = {name: cls(**settings) for name, cls in POINT_REGRESSORS.items()}
+    return classifiers, regressors
+
+
+def _directions(
+    day: DayArrays,
+    config: ForecastConfig,
+    classifiers: Mapping[str, DirectionClassifier],
+    split: str,
+) -> pl.DataFrame:
+    """P(up) of every classifier at the day's anchors on the stride grid, with their context."""
+    anchors = select_anchors(day, config.anchor_stride_s)
+    context = anchor_context(day, anchors).select(
+        "day", "symbol", "second", "ts", "target", "close"
+    )
+    return context.with_columns(
+        pl.lit(split).alias("split"),
+        *(pl.Series(f"prob_up_{name}", c.prob_up(day, anchors)) for name, c in classifiers.items()),
+    )
+
+
+def point_forecasts(
+    day: DayArrays, anchors: np.ndarray, regressors: Mapping[str, PointRegressor]
+) -> pl.DataFrame:
+    """Each point regressor's forecast of ret_30s (`point_<name>`) at `anchors` of `day`."""
+    context = anchor_context(day, anchors).select("day", "symbol", "second", "target")
+    return context.with_columns(
+        pl.Series(f"{POINT_PREFIX}{name}", r.predict(day, anchors))
+        for name, r in regressors.items()
+    )

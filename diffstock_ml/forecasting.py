@@ -9,6 +9,7 @@ context (target, scale, price, time) so the evaluation never re-reads the window
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from diffstock_ml.baselines import Baseline, DirectionClassifier
 from diffstock_ml.baselines.base import Draws, ScaleFit
 from diffstock_ml.batches import WindowLoader
 from diffstock_ml.evaluation import Anchors, ModelForecasts
+from diffstock_ml.evaluation.forecasts import quantiles, sorted_samples
+from diffstock_ml.evaluation.quantiles import QUANTILE_LEVELS, quantile_name
 from diffstock_ml.model.bundle import ModelBundle
 from diffstock_ml.windows import DayArrays
 
@@ -155,23 +158,39 @@ def forecast_day(
     models: Mapping[str, Baseline],
     config: ForecastConfig,
 ) -> pl.DataFrame:
-    """One row per (model, anchor): the context columns plus `model` and `samples` (a list).
+    """One row per (model, anchor): the context columns, `model`, `samples` (a list), the
+    quantiles `q01 … q99` at `QUANTILE_LEVELS` and `latency_ms`.
 
-    `models` are fitted: the baselines and the `CalibratedDiffusion` model alike.
+    `models` are fitted: the baselines and the `CalibratedDiffusion` model alike. The quantiles
+    are the samples' interpolated quantiles (`evaluation.forecasts.quantiles`, numpy's
+    "linear"), as the report reads them. `latency_ms` is measured: the wall time of the model's
+    `sample` call on all of the day's anchors, divided by their number (one value per model and
+    day, on every row of it).
     """
     context = anchor_context(day, anchors)
     rng = np.random.default_rng([config.seed, int(day.day)])
-    draws = {
-        name: model.sample(day, anchors, config.n_samples, rng) for name, model in models.items()
-    }
-    frames = [
-        context.with_columns(
-            pl.lit(name).alias("model"),
-            pl.Series("samples", samples, dtype=pl.Array(pl.Float64, samples.shape[1])),
+    frames = []
+    for name, model in models.items():
+        start = time.perf_counter()
+        samples = model.sample(day, anchors, config.n_samples, rng)  # [B, S]
+        latency_ms = (time.perf_counter() - start) * 1e3 / max(len(anchors), 1)
+        frames.append(
+            context.with_columns(
+                pl.lit(name).alias("model"),
+                pl.Series("samples", samples, dtype=pl.Array(pl.Float64, samples.shape[1])),
+                *quantile_series(samples),
+                pl.lit(latency_ms, dtype=pl.Float64).alias("latency_ms"),
+            )
         )
-        for name, samples in draws.items()
-    ]
     return pl.concat(frames)
+
+
+def quantile_series(samples: np.ndarray) -> list[pl.Series]:
+    """`q01 … q99`: the quantiles of `samples [B, S]` at `QUANTILE_LEVELS`, one series each."""
+    values = quantiles(sorted_samples(samples), QUANTILE_LEVELS)  # [B, 9]
+    return [
+        pl.Series(quantile_name(level), values[:, i]) for i, level in enumerate(QUANTILE_LEVELS)
+    ]
 
 
 def direction_probabilities(
@@ -185,7 +204,11 @@ def direction_probabilities(
 
 
 def to_model_forecasts(table: pl.DataFrame) -> dict[str, ModelForecasts]:
-    """The long table back to one `ModelForecasts` per model, on the same ordered anchors."""
+    """The long table back to one `ModelForecasts` per model, on the same ordered anchors.
+
+    A model's `latency_ms` is the mean over its rows: its total sampling time over all anchors
+    (None for tables written before latency was measured).
+    """
     table = table.sort("model", "day", "second", "symbol")
     models = table["model"].unique(maintain_order=True).to_list()
     first = table.filter(pl.col("model") == models[0])
@@ -198,9 +221,13 @@ def to_model_forecasts(table: pl.DataFrame) -> dict[str, ModelForecasts]:
         close=first["close"].to_numpy(),
         last_1s_return=first["last_1s_return"].to_numpy(),
     )
-    return {
-        name: ModelForecasts(
-            samples=table.filter(pl.col("model") == name)["samples"].to_numpy(), anchors=anchors
+    out = {}
+    for name in models:
+        rows = table.filter(pl.col("model") == name)
+        latency = rows["latency_ms"].mean() if "latency_ms" in rows.columns else None
+        out[name] = ModelForecasts(
+            samples=rows["samples"].to_numpy(),
+            anchors=anchors,
+            latency_ms=None if latency is None else float(latency),
         )
-        for name in models
-    }
+    return out

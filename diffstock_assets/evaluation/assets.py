@@ -22,18 +22,22 @@ from diffstock_assets.resources import (
     FORECAST_SAMPLES,
     MODEL_BUNDLE,
     MODEL_SUMMARY,
+    POINT_FORECASTS,
     ComputeResource,
     LakeResource,
     RawDataResource,
 )
 from diffstock_ml.comparison import Comparison, Contenders, compare_on_test_days
 from diffstock_ml.evaluation import evaluate
+from diffstock_ml.evaluation.criteria import criteria_metrics, criteria_table
+from diffstock_ml.evaluation.direction_calibration import calibrate_directions
 from diffstock_ml.evaluation.document import (
     RELIABILITY_FIGURE,
     champion_text,
     summary,
     write_report,
 )
+from diffstock_ml.evaluation.point_forecasts import point_forecast_table
 from diffstock_ml.evaluation.promotion import ChampionMove, Promotion, verdicts
 from diffstock_ml.evaluation.report import EvaluationResult
 from diffstock_ml.forecasting import DIFFUSION, to_model_forecasts
@@ -60,7 +64,7 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
         kinds={"pytorch", "parquet"},
         automation_condition=dg.AutomationCondition.eager()
         & dg.AutomationCondition.all_deps_blocking_checks_passed(),
-        code_version="1",
+        code_version="2",  # 2: q01…q99 and latency_ms columns
     )
     def forecasts(
         context: dg.AssetExecutionContext,
@@ -86,6 +90,7 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
             log=context.log.info,
         )
         lake.write_table(DIRECTION_PROBABILITIES, key, comparison.directions)
+        lake.write_table(POINT_FORECASTS, key, comparison.points)
         uri = lake.write_table(FORECAST_SAMPLES, key, comparison.forecasts)
         return dg.MaterializeResult(
             metadata=_forecasts_metadata(comparison, splits, config, contenders, uri)
@@ -107,7 +112,7 @@ def build_evaluation_report(
         check_specs=[PROMOTION_SPEC],
         kinds={"mlflow", "matplotlib"},
         automation_condition=dg.AutomationCondition.eager(),
-        code_version="1",
+        code_version="2",  # 2: pinball, wQL, Wasserstein and the success criteria
     )
     def evaluation_report(
         context: dg.AssetExecutionContext,
@@ -122,6 +127,14 @@ def build_evaluation_report(
         forecasts = to_model_forecasts(table)
         baselines = [name for name in forecasts if name != DIFFUSION]
         result = evaluate(forecasts, baselines, config.to_evaluation_config())
+        # issue 12 items 4-5: point forecasts; direction classifiers calibrated on val days
+        result = dataclasses.replace(
+            result,
+            point_forecasts=point_forecast_table(table, lake.read_table(POINT_FORECASTS, key)),
+            direction_calibration=calibrate_directions(
+                lake.read_table(DIRECTION_PROBABILITIES, key), result.config
+            ),
+        )
         promotion = config.promotion(result.overall)
         tags = {
             "dagster_run_id": context.run.run_id,
@@ -136,7 +149,7 @@ def build_evaluation_report(
             move = _crown(mlflow, model_run, promotion)
             folder = Path(scratch)
             write_report(folder, key, result, table, promotion, config.promotion_baseline, move)
-            mlflow.log_metrics(result.metrics())
+            mlflow.log_metrics({**result.metrics(), **criteria_metrics(result.success_criteria())})
             mlflow.log_artifacts(folder)
             lake.write_folder(REPORT_ASSET, key, lambda f: _copy_tree(folder, f))
             reliability_png = (folder / RELIABILITY_FIGURE).read_bytes()
@@ -171,7 +184,9 @@ def _contenders(
     return Contenders(
         head_training=head_training,
         direction_model=profile.model,
-        direction_training=dataclasses.replace(profile.train, max_steps=config.direction_max_steps),
+        direction_training=dataclasses.replace(
+            profile.train, max_steps=config.direction_steps(profile.train.max_steps)
+        ),
         latent_root=latent_root,
     )
 
@@ -194,6 +209,9 @@ def _forecasts_metadata(
         "anchor_stride_s": config.anchor_stride_s,
         "head_max_steps": contenders.head_training.max_steps,
         "spread_factors": markdown_table(comparison.scales),
+        "latency_ms_per_anchor": markdown_table(
+            table.group_by("model", maintain_order=True).agg(pl.col("latency_ms").mean())
+        ),
         "diffusion_spread_factor_from": comparison.diffusion_factor_from,
         "path": dg.MetadataValue.path(uri),
     }
@@ -217,6 +235,7 @@ def _report_metadata(
     diffusion = result.overall.filter(pl.col("model") == DIFFUSION).row(0, named=True)
     image = base64.b64encode(reliability_png).decode()
     return {
+        "success_criteria": markdown_table(criteria_table(result.success_criteria())),
         "summary": markdown_table(summary(result.overall)),
         "verdicts": dg.MetadataValue.md("\n".join(verdicts(result.overall, DIFFUSION))),
         "reliability_diagram": dg.MetadataValue.md(

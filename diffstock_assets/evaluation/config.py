@@ -9,6 +9,7 @@ from diffstock_ml.forecasting import DIFFUSION, ForecastConfig
 
 _FORECAST = ForecastConfig()
 _EVALUATION = EvaluationConfig()
+DIRECTION_STEPS = 300
 
 
 class ForecastsConfig(dg.Config):
@@ -20,7 +21,15 @@ class ForecastsConfig(dg.Config):
     # Likelihood heads: None = the diffusion model's own training budget (its TrainConfig,
     # max_steps included) on its encoder configuration -- a fair fight.
     head_max_steps: int | None = None
-    direction_max_steps: int = 300  # the direction classifiers (directional accuracy only)
+    # The direction classifiers and point regressors (side models, not scored by CRPS): None =
+    # the profile's training steps, at most DIRECTION_STEPS (a tiny profile stays tiny).
+    direction_max_steps: int | None = None
+
+    def direction_steps(self, profile_steps: int) -> int:
+        """Training steps of the side models: the configured ones, else the profile's (≤ 300)."""
+        if self.direction_max_steps is not None:
+            return self.direction_max_steps
+        return min(DIRECTION_STEPS, profile_steps)
 
     def to_forecast_config(self) -> ForecastConfig:
         return ForecastConfig(self.anchor_stride_s, self.n_samples, self.seed)

@@ -52,7 +52,8 @@ from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
 import diffstock_ml
 from diffstock_ml.device import select_device
-from diffstock_ml.model.bundle import QUANTILE_LEVELS, ModelBundle, load_bundle
+from diffstock_ml.evaluation.quantiles import QUANTILE_LEVELS
+from diffstock_ml.model.bundle import ModelBundle, load_bundle
 
 INPUTS = ("x", "sigma", "close")
 # What the served model imports (diffstock_ml itself travels as code): pinned to this environment.

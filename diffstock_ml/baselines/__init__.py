@@ -9,7 +9,12 @@ grid, strictly causal (same day, seconds <= t). `BASELINES` names those that run
   (`empirical`), `gaussian_head`, `student_t_head` (`heads`, on the diffusion encoder).
 
 `Oracle` (synthetic data only, from the latent state) has the same interface but needs the latent
-folder; the direction classifiers (`DIRECTION_CLASSIFIERS`) only give `prob_up`.
+folder. Not distributional:
+
+- the direction classifiers (`DIRECTION_CLASSIFIERS`: `lstm_direction`, `transformer_direction`
+  (`direction`), `image_cnn_direction` (`image_cnn`, seed 003)) only give `prob_up`;
+- the point regressors (`POINT_REGRESSORS`: `rnn_regressor`, `gru_regressor`, `lstm_regressor`
+  (`regressors`, seed 004)) only give one number, `predict`.
 """
 
 from diffstock_ml.baselines.base import (
@@ -30,12 +35,22 @@ from diffstock_ml.baselines.direction import (
 from diffstock_ml.baselines.empirical import RollingEmpirical
 from diffstock_ml.baselines.garch import GarchParams, GarchT
 from diffstock_ml.baselines.heads import GaussianHead, StudentTHead
+from diffstock_ml.baselines.image_cnn import ImageCnnDirection, ImageConfig
 from diffstock_ml.baselines.oracle import Oracle
+from diffstock_ml.baselines.regressors import (
+    POINT_REGRESSORS,
+    GruRegressor,
+    LstmRegressor,
+    PointRegressor,
+    RnnRegressor,
+    Stopping,
+)
 from diffstock_ml.baselines.volatility import EwmaGaussian, RollingGaussian
 
 __all__ = [
     "BASELINES",
     "DIRECTION_CLASSIFIERS",
+    "POINT_REGRESSORS",
     "Baseline",
     "DirectionClassifier",
     "Draws",
@@ -43,11 +58,18 @@ __all__ = [
     "GarchParams",
     "GarchT",
     "GaussianHead",
+    "GruRegressor",
+    "ImageCnnDirection",
+    "ImageConfig",
     "LstmDirection",
+    "LstmRegressor",
     "Oracle",
+    "PointRegressor",
+    "RnnRegressor",
     "RollingEmpirical",
     "RollingGaussian",
     "ScaleFit",
+    "Stopping",
     "StudentTHead",
     "TransformerDirection",
     "fit_spread_scale",

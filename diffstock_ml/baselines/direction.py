@@ -5,13 +5,16 @@ windows (`WindowLoader`, normaliser fitted on the training days) by binary cross
 `ret_30s > 0`, with zero moves left out of the loss (they are neither up nor down).
 The Transformer is the diffusion model's condition encoder (`build_encoder`); the LSTM is a
 plain LSTM over the window's features, its last hidden state feeding a linear logit.
+`register_classifier` lists a classifier in `DIRECTION_CLASSIFIERS` (the image CNN of
+`image_cnn` too); a subclass may build another network (`build_network`) and scale windows its
+own way (`window_normaliser`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -68,13 +71,15 @@ class DirectionNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logit(self.encoder(x))[:, 0]  # [B]
 
-    def loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Binary cross-entropy of `target > 0`, averaged over the non-zero moves only."""
-        moved = (target != 0).float()  # [B]
-        bce = nn.functional.binary_cross_entropy_with_logits(
-            self(x), (target > 0).float(), reduction="none"
-        )
-        return (bce * moved).sum() / moved.sum().clamp(min=1.0)
+
+def direction_loss(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of `logit [B]` for `target [B] > 0`, averaged over the non-zero
+    moves only (a zero move is neither up nor down)."""
+    moved = (target != 0).float()  # [B]
+    bce = nn.functional.binary_cross_entropy_with_logits(
+        logit, (target > 0).float(), reduction="none"
+    )
+    return (bce * moved).sum() / moved.sum().clamp(min=1.0)
 
 
 class DirectionClassifier:
@@ -95,7 +100,7 @@ class DirectionClassifier:
         self.train_config = train_config
         self.device = torch.device(device)
         self.chunk = chunk
-        self.network: DirectionNetwork | None = None
+        self.network: nn.Module | None = None
         self.given_normaliser = normaliser  # None: fitted on the training days in `fit`
         self.normaliser: Normaliser | None = None
         self.losses: list[float] = []
@@ -112,18 +117,26 @@ class DirectionClassifier:
         if max_steps is not None:
             config = dataclasses.replace(config, max_steps=max_steps)
         self.normaliser, loader = training_loader(
-            train_days, config, seed, self.given_normaliser, self.device
+            train_days, config, seed, self.window_normaliser(train_days), self.device
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            n_features = len(train_days[0].feature_names)
-            network = DirectionNetwork(self.model_config, n_features, self.kind).to(self.device)
+            network = self.build_network(train_days[0].feature_names).to(self.device)
 
             def loss(batch: Batch) -> torch.Tensor:
-                return network.loss(batch.x, batch.target)
+                return direction_loss(network(batch.x), batch.target)
 
             self.losses = train_on_windows(network, loss, loader, config)
         self.network = network
+
+    def build_network(self, feature_names: Sequence[str]) -> nn.Module:
+        """The untrained network: a window `[B, N, F]` -> the logit of an up move `[B]`."""
+        return DirectionNetwork(self.model_config, len(feature_names), self.kind)
+
+    def window_normaliser(self, train_days: Sequence[DayArrays]) -> Normaliser | None:
+        """How windows are scaled: the given normaliser, else (None) one fitted on the
+        training days by `training_loader`."""
+        return self.given_normaliser
 
     @torch.no_grad()
     def prob_up(self, day: DayArrays, anchors: np.ndarray) -> np.ndarray:
@@ -142,16 +155,25 @@ class DirectionClassifier:
         return torch.cat(parts).double().cpu().numpy() if parts else np.empty(0)
 
 
+DIRECTION_CLASSIFIERS: dict[str, type[DirectionClassifier]] = {}
+_C = TypeVar("_C", bound=type[DirectionClassifier])
+
+
+def register_classifier(cls: _C) -> _C:
+    """Class decorator: list a direction classifier in `DIRECTION_CLASSIFIERS` by its `name`."""
+    if cls.name in DIRECTION_CLASSIFIERS:
+        raise ValueError(f"direction classifier {cls.name!r} is registered twice")
+    DIRECTION_CLASSIFIERS[cls.name] = cls
+    return cls
+
+
+@register_classifier
 class LstmDirection(DirectionClassifier):
     name = "lstm_direction"
     kind = "lstm"
 
 
+@register_classifier
 class TransformerDirection(DirectionClassifier):
     name = "transformer_direction"
     kind = "transformer"
-
-
-DIRECTION_CLASSIFIERS: dict[str, type[DirectionClassifier]] = {
-    cls.name: cls for cls in (LstmDirection, TransformerDirection)
-}

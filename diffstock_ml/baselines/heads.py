@@ -90,8 +90,13 @@ def train_on_windows(
     loss: Callable[[Batch], torch.Tensor],
     loader: WindowLoader,
     config: TrainConfig,
+    after_step: Callable[[int], bool] | None = None,
 ) -> list[float]:
-    """Minimise `loss(batch)` over `config.max_steps` AdamW steps; the loss of every step."""
+    """Minimise `loss(batch)` over `config.max_steps` AdamW steps; the loss of every step.
+
+    `after_step(steps_done)`, when given, runs after every step; True stops training there
+    (early stopping: the callback validates and keeps the best weights itself).
+    """
     if len(loader) == 0:
         raise ValueError(
             f"no full training batch: {len(loader.anchors)} anchors for batch size "
@@ -115,6 +120,8 @@ def train_on_windows(
         optimizer.step()
         lr_schedule.step()
         losses.append(value.item())
+        if after_step is not None and after_step(len(losses)):
+            break
     network.eval()
     return losses
 

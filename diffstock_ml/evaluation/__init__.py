@@ -16,12 +16,14 @@ from diffstock_ml.evaluation.calibration import (
     reliability,
 )
 from diffstock_ml.evaluation.config import EvaluationConfig, level_name
+from diffstock_ml.evaluation.criteria import SEED_PLAN, SuccessCriteria, success_criteria
 from diffstock_ml.evaluation.direction import (
     DirectionalAccuracy,
     directional_accuracy,
     forecast_direction,
     reversal_direction,
 )
+from diffstock_ml.evaluation.distance import wasserstein_pit, wasserstein_z
 from diffstock_ml.evaluation.dm import (
     DieboldMarianoResult,
     block_bootstrap_pvalue,
@@ -32,6 +34,7 @@ from diffstock_ml.evaluation.dm import (
 )
 from diffstock_ml.evaluation.forecasts import Anchors, ModelForecasts, non_overlapping
 from diffstock_ml.evaluation.pointwise import score_anchors
+from diffstock_ml.evaluation.quantiles import QUANTILE_LEVELS, pinball_bp, weighted_quantile_loss
 from diffstock_ml.evaluation.report import EvaluationResult, evaluate
 from diffstock_ml.evaluation.scores import crps_bp, crps_skill, interval_score_bp
 from diffstock_ml.evaluation.var import (
@@ -45,6 +48,8 @@ from diffstock_ml.evaluation.var import (
 
 __all__ = [
     "BREAKDOWNS",
+    "QUANTILE_LEVELS",
+    "SEED_PLAN",
     "Anchors",
     "Backtest",
     "DieboldMarianoResult",
@@ -52,6 +57,7 @@ __all__ = [
     "EvaluationConfig",
     "EvaluationResult",
     "ModelForecasts",
+    "SuccessCriteria",
     "VaRBacktest",
     "backtest",
     "block_bootstrap_pvalue",
@@ -73,6 +79,7 @@ __all__ = [
     "max_drawdown",
     "newey_west_variance",
     "non_overlapping",
+    "pinball_bp",
     "pit_histogram",
     "pit_interval",
     "pit_uniformity_pvalue",
@@ -81,7 +88,11 @@ __all__ = [
     "reliability",
     "reversal_direction",
     "score_anchors",
+    "success_criteria",
     "transition_counts",
     "var_backtest",
     "var_hits",
+    "wasserstein_pit",
+    "wasserstein_z",
+    "weighted_quantile_loss",
 ]

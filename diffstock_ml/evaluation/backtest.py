@@ -13,6 +13,8 @@ Conventions (all P&L in bp of one unit of notional per symbol):
   sqrt(periods per year), periods per year = (timestamps per trading day in the sample) ×
   trading days per year; Sortino uses the downside deviation sqrt(mean(min(pnl, 0)²)).
   Undefined ratios (no variation, no trades) are NaN.
+- Gross figures (`sharpe_gross`, `total_pnl_gross_bp`) are the same positions without costs:
+  what the calls earn before the market takes its fees and spread.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class Backtest:
     pnl_per_trade_bp: float
     hit_ratio: float
     sharpe: float
+    sharpe_gross: float  # the same positions before costs
+    total_pnl_gross_bp: float
     sortino: float
     max_drawdown_bp: float
     turnover: float  # mean |position change| per symbol-period (0 to 2)
@@ -75,10 +79,12 @@ def backtest(
     previous = np.where(starts_run, 0, np.roll(held, 1))
     ends_run = np.append(starts_run[1:], True)
     changes = np.abs(held - previous) + np.abs(held) * ends_run  # one-way position changes
-    net = held * np.asarray(target, np.float64)[rows] * BP - cost_bp * changes  # [P]
+    gross = held * np.asarray(target, np.float64)[rows] * BP  # [P]
+    net = gross - cost_bp * changes  # [P]
 
     stamps, inverse = np.unique(ts[rows], return_inverse=True)
     pnl = np.bincount(inverse, weights=net, minlength=len(stamps))  # [T] portfolio P&L
+    pnl_gross = np.bincount(inverse, weights=gross, minlength=len(stamps))  # [T]
     equity = np.cumsum(pnl)
     trades = held != 0
     n_trades = int(trades.sum())
@@ -90,7 +96,9 @@ def backtest(
         total_pnl_bp=float(net.sum()),
         pnl_per_trade_bp=float(net.sum() / n_trades) if n_trades else float("nan"),
         hit_ratio=float((net[trades] > 0).mean()) if n_trades else float("nan"),
-        sharpe=_ratio(pnl.mean(), pnl.std(ddof=1) if len(pnl) > 1 else 0.0) * annualise,
+        sharpe=_sharpe(pnl) * annualise,
+        sharpe_gross=_sharpe(pnl_gross) * annualise,
+        total_pnl_gross_bp=float(gross.sum()),
         sortino=_ratio(pnl.mean(), np.sqrt(np.mean(np.minimum(pnl, 0.0) ** 2))) * annualise,
         max_drawdown_bp=max_drawdown(equity),
         turnover=float(changes.mean()),
@@ -108,6 +116,11 @@ def max_drawdown(equity: np.ndarray) -> float:
     """Largest fall of the cumulative P&L from its running peak (the start counts as 0)."""
     path = np.concatenate([[0.0], equity])
     return float((np.maximum.accumulate(path) - path).max())
+
+
+def _sharpe(pnl: np.ndarray) -> float:
+    """Mean over standard deviation of a P&L series `[T]`, not annualised (NaN if undefined)."""
+    return _ratio(pnl.mean(), pnl.std(ddof=1) if len(pnl) > 1 else 0.0)
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -15,7 +15,9 @@ from diffstock_ml.evaluation.backtest import Backtest
 from diffstock_ml.evaluation.calibration import pit_uniformity_pvalue
 from diffstock_ml.evaluation.config import EvaluationConfig, level_name
 from diffstock_ml.evaluation.direction import DirectionalAccuracy, directional_accuracy
-from diffstock_ml.evaluation.forecasts import Anchors
+from diffstock_ml.evaluation.distance import spread_bins, wasserstein_pit, wasserstein_z
+from diffstock_ml.evaluation.forecasts import Anchors, ModelForecasts
+from diffstock_ml.evaluation.quantiles import quantile_columns
 from diffstock_ml.evaluation.scores import crps_skill
 from diffstock_ml.evaluation.var import grid_runs, var_backtest
 from diffstock_ml.market import HORIZON_S
@@ -113,10 +115,11 @@ def var_columns(
 
 
 def backtest_columns(result: Backtest) -> dict[str, float | int]:
-    """backtest_sharpe, _sortino, _max_drawdown_bp, _turnover, _hit_ratio, _n_trades,
-    _pnl_per_trade_bp, _total_pnl_bp."""
+    """backtest_sharpe (net of costs), _sharpe_gross, _sortino, _max_drawdown_bp, _turnover,
+    _hit_ratio, _n_trades, _pnl_per_trade_bp, _total_pnl_bp, _total_pnl_gross_bp."""
     return {
         "backtest_sharpe": result.sharpe,
+        "backtest_sharpe_gross": result.sharpe_gross,
         "backtest_sortino": result.sortino,
         "backtest_max_drawdown_bp": result.max_drawdown_bp,
         "backtest_turnover": result.turnover,
@@ -124,4 +127,22 @@ def backtest_columns(result: Backtest) -> dict[str, float | int]:
         "backtest_n_trades": result.n_trades,
         "backtest_pnl_per_trade_bp": result.pnl_per_trade_bp,
         "backtest_total_pnl_bp": result.total_pnl_bp,
+        "backtest_total_pnl_gross_bp": result.total_pnl_gross_bp,
+    }
+
+
+def distribution_columns(
+    forecasts: ModelForecasts, frame: pl.DataFrame, config: EvaluationConfig
+) -> dict[str, float | None]:
+    """Pinball and wQL per stored quantile level and their means (`quantiles`), the binned
+    Wasserstein distances (`distance`, bins of forecast spread) and the measured latency_ms."""
+    anchors = forecasts.anchors
+    bins = spread_bins(forecasts.samples, config.volatility_buckets)
+    z = wasserstein_z(forecasts.samples, anchors.target, anchors.sigma, bins)
+    return {
+        **quantile_columns(frame, anchors.target),
+        "wasserstein_z": float(z.mean()),
+        "wasserstein_pit": float(wasserstein_pit(frame["pit"].to_numpy(), bins).mean()),
+        "wasserstein_bins": len(z),
+        "latency_ms": forecasts.latency_ms,
     }

@@ -71,10 +71,16 @@ class Anchors:
 @dataclass(frozen=True)
 class ModelForecasts:
     """One model's forecasts: `samples [B, S]` float64 returns (snapped to the price grid) at
-    `anchors`. Every model of one evaluation shares the same anchors."""
+    `anchors`. Every model of one evaluation shares the same anchors.
+
+    `latency_ms` is the measured wall time of drawing them, per anchor (the sampling of a test
+    day's anchors in one call divided by their number, `forecasting.forecast_day`); None when
+    it was not measured.
+    """
 
     samples: np.ndarray  # [B, S] float64 returns
     anchors: Anchors
+    latency_ms: float | None = None
 
     def __post_init__(self) -> None:
         samples = np.asarray(self.samples, dtype=F64)

@@ -15,6 +15,7 @@ from diffstock_ml.evaluation.forecasts import (
     quantiles,
     sorted_samples,
 )
+from diffstock_ml.evaluation.quantiles import QUANTILE_LEVELS, pinball_bp, pinball_column
 from diffstock_ml.evaluation.scores import (
     BP,
     central_levels,
@@ -59,8 +60,9 @@ def score_anchors(forecasts: ModelForecasts, config: EvaluationConfig) -> pl.Dat
     Columns: crps_bp; for each coverage level p: covered_<p> (`central_coverage`, in [0, 1]),
     width_<p>_bp and interval_score_<p> of the central quantile interval; error_bp
     (median − target); below_median (P(randomised PIT < ½): 0.5 on average for an unbiased
-    median); mean_return; direction (−1/0/+1 by P(up) vs P(down)); pit (randomised,
-    seeded by `config.seed` so every model gets the same uniforms); var_hit_<a> per VaR level.
+    median); pinball_<q>_bp at each of `QUANTILE_LEVELS`; mean_return; direction (−1/0/+1 by
+    P(up) vs P(down)); pit (randomised, seeded by `config.seed` so every model gets the same
+    uniforms); var_hit_<a> per VaR level.
     """
     anchors = forecasts.anchors
     target = anchors.target
@@ -80,6 +82,9 @@ def score_anchors(forecasts: ModelForecasts, config: EvaluationConfig) -> pl.Dat
         )
     columns["below_median"] = pit_below(pit_lower, pit_upper, 0.5)
     columns["error_bp"] = median_error_bp(quantiles(ordered, [0.5])[:, 0], target)
+    pinball = pinball_bp(quantiles(ordered, QUANTILE_LEVELS), target)  # [B, 9]
+    for i, level in enumerate(QUANTILE_LEVELS):
+        columns[pinball_column(level)] = pinball[:, i]
     columns["mean_return"] = forecasts.samples.mean(axis=1)
     columns["direction"] = forecast_direction(ordered, tolerance)
     uniform = np.random.default_rng(config.seed).random(len(target))

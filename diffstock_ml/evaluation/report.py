@@ -7,11 +7,13 @@ directional accuracy and its binomial test, the VaR tests and the backtest.
 
 Coverage and VaR hits are read from the randomised PIT, so that point masses of the $0.01 grid
 and small ensembles do not bias them (`calibration.central_coverage`, `var.var_hits`);
-sharpness and interval scores use the interpolated sample quantiles.
+sharpness, interval scores, pinball loss and wQL use the interpolated sample quantiles.
+The binned Wasserstein distances (`distance`) pool anchors by forecast spread.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -25,14 +27,17 @@ from diffstock_ml.evaluation.columns import (
     backtest_columns,
     comparison_columns,
     directional_columns,
+    distribution_columns,
     model_columns,
 )
 from diffstock_ml.evaluation.config import EvaluationConfig
+from diffstock_ml.evaluation.criteria import SEED_PLAN, SuccessCriteria, success_criteria
 from diffstock_ml.evaluation.direction import (
     DirectionalAccuracy,
     directional_accuracy,
     reversal_direction,
 )
+from diffstock_ml.evaluation.direction_calibration import DirectionCalibration
 from diffstock_ml.evaluation.dm import diebold_mariano
 from diffstock_ml.evaluation.forecasts import Anchors, ModelForecasts
 from diffstock_ml.evaluation.pointwise import anchor_keys, score_anchors
@@ -66,6 +71,11 @@ class EvaluationResult:
     equity_curves: pl.DataFrame  # model, ts (UTC), pnl_bp, equity_bp
     reversal: DirectionalAccuracy | None  # the 1 s reversal rule on the same anchors
     config: EvaluationConfig = field(default_factory=EvaluationConfig)
+    # issue 12 items 4-5, filled by the report asset (None: not scored): point forecasts
+    # (`point_forecasts.point_forecast_table`) and the direction classifiers calibrated on
+    # validation days (`direction_calibration.calibrate_directions`)
+    point_forecasts: pl.DataFrame | None = None  # model, kind, mae_bp, rmse_bp, r2, ...
+    direction_calibration: DirectionCalibration | None = None
 
     def metrics(self) -> dict[str, float]:
         """Flat `{"<model>/<metric>": value}` of the overall table (nulls left out), plus
@@ -78,6 +88,12 @@ class EvaluationResult:
             for key, value in directional_columns(self.reversal).items():
                 flat[f"{REVERSAL}/{key}"] = float(value)
         return flat
+
+    def success_criteria(self, criteria: SuccessCriteria = SEED_PLAN) -> pl.DataFrame:
+        """The seed plan's criteria per model (`criteria.success_criteria`), judging coverage
+        at this report's central interval levels."""
+        levels = dataclasses.replace(criteria, coverage_levels=self.config.coverage_levels)
+        return success_criteria(self.overall, levels)
 
 
 def evaluate(
@@ -112,8 +128,8 @@ def evaluate(
     dm_p = {(row["model"], row["baseline"]): row["p_value"] for row in dm_rows}
 
     summaries = [
-        _model_summary(name, frame, anchors, grid, scores, baselines, dm_p, config)
-        for name, frame in scores.items()
+        _model_summary(name, forecasts[name], grid, scores, baselines, dm_p, config)
+        for name in scores
     ]
     rows, equity, histograms, reliabilities = map(list, zip(*summaries, strict=True))
 
@@ -139,8 +155,7 @@ def evaluate(
 
 def _model_summary(
     name: str,
-    frame: pl.DataFrame,
-    anchors: Anchors,
+    forecasts: ModelForecasts,
     grid: np.ndarray,
     scores: Mapping[str, pl.DataFrame],
     baselines: Sequence[str],
@@ -148,6 +163,7 @@ def _model_summary(
     config: EvaluationConfig,
 ) -> tuple[dict, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """One model's overall row, equity curve, PIT histogram and reliability curve."""
+    frame, anchors = scores[name], forecasts.anchors
     result = backtest(
         frame["mean_return"].to_numpy(),
         anchors.target,
@@ -164,6 +180,7 @@ def _model_summary(
         "crps_bp": float(frame["crps_bp"].mean()),
         **comparison_columns(name, scores, baselines, dm_p),
         **model_columns(frame, anchors, grid, config),
+        **distribution_columns(forecasts, frame, config),
         **backtest_columns(result),
     }
     pit = frame["pit"].to_numpy()

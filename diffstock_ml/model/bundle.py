@@ -24,8 +24,6 @@ from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.model.diffusion import DiffusionForecaster
 from diffstock_ml.model.forecast import Forecast, apply_spread_factor, forecast
 
-QUANTILE_LEVELS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
-
 
 @dataclass
 class ModelBundle:

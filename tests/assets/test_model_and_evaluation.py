@@ -90,15 +90,26 @@ def test_forecasts_and_report_cover_every_model_on_the_same_anchors(trained) -> 
     samples = np.stack(table["samples"].to_numpy())
     implied = np.stack(table["close"].to_numpy())[:, None] * (1 + samples)
     assert np.allclose(implied * 100, np.round(implied * 100), atol=1e-6)  # on the cent grid
+    quantile_columns = ["q01", "q05", "q10", "q25", "q50", "q75", "q90", "q95", "q99"]
+    stored = table.select(quantile_columns).to_numpy()
+    assert np.allclose(
+        stored, np.quantile(samples, [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99], axis=1).T
+    )
+    assert (table["latency_ms"] > 0).all()  # measured for every model and day
 
     metadata = report.asset_materialization.metadata
     assert "diffusion" in metadata["summary"].value and "oracle" in metadata["summary"].value
+    criteria = metadata["success_criteria"].value
+    assert "CRPS beats hist. vol." in criteria and "< 100 ms / forecast" in criteria
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     client = MlflowClient()
     run = client.get_run(metadata["mlflow_run_id"].value)
     assert run.data.tags["training_run_id"] == metadata["training_run_id"].value
     assert run.data.metrics["diffusion/crps_bp"] > 0
     assert "ewma_gaussian/var_1_kupiec_p" in run.data.metrics
+    assert run.data.metrics["diffusion/latency_ms"] > 0 and "diffusion/wql" in run.data.metrics
+    assert "diffusion/pinball_q99_bp" in run.data.metrics
+    assert "diffusion/criterion_inference_below_100ms" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     for name in (
         "report.md",
@@ -111,10 +122,13 @@ def test_forecasts_and_report_cover_every_model_on_the_same_anchors(trained) -> 
         "equity_curves.png",
         "by_symbol.csv",
         "diebold_mariano.csv",
+        "success_criteria.csv",
     ):
         assert name in artifacts, name
     report_md = (Path(settings.lake) / "evaluation_report" / DAYS[-1] / "report.md").read_text()
     assert "Does the model beat each baseline?" in report_md
+    assert report_md.index("## Success criteria") < report_md.index("## Summary")
+    assert "## Quantile losses and distribution distance" in report_md
     assert "oracle" in report_md
 
 

@@ -30,7 +30,8 @@ from diffstock_assets.model.pyfunc import (
     log_diffusion_model,
 )
 from diffstock_ml.batches import Normaliser
-from diffstock_ml.model.bundle import QUANTILE_LEVELS, save_bundle
+from diffstock_ml.evaluation.quantiles import QUANTILE_LEVELS
+from diffstock_ml.model.bundle import save_bundle
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.model.diffusion import DiffusionForecaster
 

@@ -94,7 +94,11 @@ def some_anchors(day: DayArrays, count: int, seed: int) -> np.ndarray:
 def test_the_registry_names_every_distributional_baseline() -> None:
     assert set(BASELINES) == set(SCALED)
     assert all(BASELINES[name].name == name for name in BASELINES)
-    assert set(DIRECTION_CLASSIFIERS) == {"lstm_direction", "transformer_direction"}
+    assert set(DIRECTION_CLASSIFIERS) == {
+        "lstm_direction",
+        "transformer_direction",
+        "image_cnn_direction",
+    }
 
 
 @pytest.mark.parametrize("name", [*SCALED, "oracle"])

@@ -40,6 +40,15 @@ CONTRACT = [
     "backtest_max_drawdown_bp",
     "backtest_turnover",
     "backtest_hit_ratio",
+    "backtest_sharpe_gross",
+    "pinball_q01_bp",
+    "pinball_q50_bp",
+    "pinball_q99_bp",
+    "pinball_mean_bp",
+    "wql",
+    "wasserstein_z",
+    "wasserstein_pit",
+    "latency_ms",
 ]
 
 

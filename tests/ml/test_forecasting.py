@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
 from diffstock_ml.baselines import EwmaGaussian
 from diffstock_ml.baselines.base import ScaleFit, at_anchors, mean_coverage
+from diffstock_ml.evaluation.quantiles import QUANTILE_LEVELS, quantile_name
 from diffstock_ml.forecasting import DIFFUSION, CalibratedDiffusion, ForecastConfig, forecast_day
 from diffstock_ml.model.bundle import load_bundle, save_bundle
 from diffstock_ml.splits import fit_normaliser, split_days
@@ -96,6 +98,11 @@ def test_forecast_day_draws_every_model_at_the_same_anchors(
     assert {key[0] for key in by_model} == {DIFFUSION, "ewma_gaussian"}
     first, second = (frame.select("symbol", "second") for frame in by_model.values())
     assert first.equals(second) and first.height == len(anchors)
+    samples = np.stack(table["samples"].to_numpy())
+    stored = table.select(quantile_name(q) for q in QUANTILE_LEVELS).to_numpy()
+    np.testing.assert_allclose(stored, np.quantile(samples, QUANTILE_LEVELS, axis=1).T)
+    latency = table.group_by("model").agg(pl.col("latency_ms").unique())["latency_ms"]
+    assert all(len(v) == 1 and v[0] > 0 for v in latency.to_list()), "one measured value each"
     again = forecast_day(day, anchors, {DIFFUSION: calibrated}, config)
     assert (
         again["samples"].to_list() == table.filter(table["model"] == DIFFUSION)["samples"].to_list()

@@ -27,6 +27,7 @@ def test_asset_keys_checks_and_jobs_snapshot(tmp_path: Path) -> None:
         "evaluation_report",
         "features",
         "forecasts",
+        "leaderboard",
         "windows",
     ]
     assert sorted(k.to_user_string() for k in graph.asset_check_keys) == [
@@ -52,18 +53,28 @@ def test_asset_keys_checks_and_jobs_snapshot(tmp_path: Path) -> None:
         "diffusion_model": ["windows"],
         "forecasts": ["diffusion_model", "windows"],
         "evaluation_report": ["diffusion_model", "forecasts"],
+        "leaderboard": ["evaluation_report", "forecasts"],
     }
     assert sorted(job.name for job in defs.resolve_all_job_defs()) == [
         "__ASSET_JOB",
         "ingest_job",
+        "leaderboard_job",
         "train_job",
     ]
-    assert sorted(s.name for s in defs.sensors) == ["new_trading_days", "retrain_latest_model"]
+    assert sorted(s.name for s in defs.sensors) == [
+        "new_trading_days",
+        "refresh_leaderboard",
+        "retrain_latest_model",
+    ]
+    train = defs.resolve_job_def("train_job").asset_layer.executable_asset_keys
+    assert dg.AssetKey("leaderboard") not in train  # unpartitioned: its own job and sensor
 
 
-def test_every_asset_is_partitioned_by_trading_day(tmp_path: Path) -> None:
+def test_every_asset_but_the_leaderboard_is_partitioned_by_trading_day(tmp_path: Path) -> None:
     graph = _defs(tmp_path).resolve_asset_graph()
-    for key in graph.get_all_asset_keys():
+    leaderboard = dg.AssetKey("leaderboard")
+    assert graph.get(leaderboard).partitions_def is None  # one ranking over every as-of day
+    for key in graph.get_all_asset_keys() - {leaderboard}:
         partitions = graph.get(key).partitions_def
         assert isinstance(partitions, dg.DailyPartitionsDefinition), key
         assert partitions.fmt == "%Y%m%d"
