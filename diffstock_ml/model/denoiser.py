@@ -58,13 +58,18 @@ class FiLMBlock(nn.Module):
         if gamma.shape[:-1].numel() == 1:
             # one context for all rows (one window's samples): (1 + γ, β) is the LayerNorm's
             # own affine, one fused kernel instead of three passes over [S, hidden]
-            y = nn.functional.layer_norm(
-                h, self.norm.normalized_shape, (1 + gamma).flatten(), beta.flatten()
-            )
+            weight, bias = (1 + gamma).flatten().to(h.dtype), beta.flatten().to(h.dtype)
+            y = nn.functional.layer_norm(h, self.norm.normalized_shape, weight, bias)
         else:
             y = torch.addcmul(beta, self.norm(h), 1 + gamma)  # (1 + γ)·LN(h) + β, [B, hidden]
-        y = self.fc2(self.dropout(nn.functional.silu(self.fc1(y))))  # [B, hidden]
-        return h + y
+        y = self.dropout(nn.functional.silu(self.fc1(y)))  # [B, hidden]
+        if torch.is_autocast_enabled(y.device.type):  # mixed dtypes: autocast's own GEMM
+            return h + self.fc2(y)
+        # h + fc2(y): the bias goes into the residual and the product accumulates into it in
+        # place, one pass over [B, hidden] instead of three (bias broadcast, product, sum)
+        out = h + self.fc2.bias
+        out.view(-1, out.shape[-1]).addmm_(y.reshape(-1, y.shape[-1]), self.fc2.weight.t())
+        return out
 
 
 class Denoiser(nn.Module):
@@ -105,7 +110,8 @@ class Denoiser(nn.Module):
             cond = torch.where(drop[..., None], self.null_condition.to(cond.dtype), cond)
         context = torch.cat([cond, self.time_embedding(t)], dim=-1)  # [..., D + E]
         context = nn.functional.silu(context)
-        h = self.input(x_t)  # [..., hidden]
+        # Linear(1, hidden) of a scalar as one broadcast multiply-add, not a GEMM with K = 1
+        h = torch.addcmul(self.input.bias, x_t, self.input.weight[:, 0])  # [..., hidden]
         for block in self.blocks:
             h = block(h, context)
         return self.output(self.norm(h))  # [..., 1]

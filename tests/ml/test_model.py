@@ -186,6 +186,9 @@ def test_bfloat16_sampling_draws_nearly_the_float32_samples() -> None:
     reduced = model.sample(x, 64, half, torch.Generator().manual_seed(3))
     assert reduced.dtype == torch.float32 and not torch.equal(reduced, full)  # it did run in bf16
     assert (reduced - full).abs().max() < 0.1 * full.std()
+    # one window takes the fused FiLM path (its scales are the LayerNorm's affine): bf16 too
+    one = model.sample(x[:1], 64, half, torch.Generator().manual_seed(3))
+    assert (one - full[:1]).abs().max() < 0.1 * full.std()
     # "auto" is bfloat16 exactly where the device has it in hardware
     chosen = reduced if has_native_bfloat16(torch.device("cpu")) else full
     auto = dataclasses.replace(FAST, precision="auto")
