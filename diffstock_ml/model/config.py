@@ -85,7 +85,7 @@ class SamplerConfig:
     """How forecasts are drawn from a trained model."""
 
     # DPM-Solver++(2M) (Lu et al. 2022): with 10 steps its CRPS and 90 % coverage match
-    # DDPM-1000's within 0.5 % and 1 pp, as DDIM-50 does, at a fifth of DDIM-50's time
+    # DDPM-1000's within 0.5 % and 1 pp, as DDIM-50 does, at a quarter of DDIM-50's time
     # (benchmarks/model.py, docs/performance.md).
     sampler: Literal["ddim", "ddpm", "dpmpp_2m"] = "dpmpp_2m"
     # Denoising steps (a subsequence of the T training steps). Choose by coverage, not CRPS:
