@@ -5,9 +5,13 @@ heads with the profile's training budget, the oracle) on the validation days, th
 scores the profile and each one-option change of `diffstock_ml.study.OPTIONS` in order, until
 `--budget-s` is spent. Validation days only, as `python -m dagster_project.study` (which does
 the same with Optuna and one MLflow run per trial). Prints a markdown table and JSON; `--out`
-is rewritten after every trial, so a run cut short keeps what it finished.
+is rewritten after every trial, so a run cut short keeps what it finished. `--samplers` re-scores
+the profile's own trained model under other samplers (`diffstock_ml.study.SAMPLERS`), each with
+its own spread factor, paired with the first one named and with the best head on the same anchors.
 
     python benchmarks/ablation.py --work /tmp/ablation --budget-s 600 --out ablation.json
+    python benchmarks/ablation.py --work /tmp/ablation --only prediction \
+        --samplers dpmpp_2m_10 ddpm_100 ddpm_1000 --out ablation.json
 """
 
 from __future__ import annotations
@@ -20,9 +24,15 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from diffstock_ml.device import select_device
-from diffstock_ml.experiments import ScoreConfig, score_models
+from diffstock_ml.experiments import ScoreConfig, paired_difference, score_models, score_samplers
 from diffstock_ml.pipeline import windows_from_raw
-from diffstock_ml.study import ablation, markdown_table, reference_models, run_design
+from diffstock_ml.study import (
+    SAMPLERS,
+    ablation,
+    markdown_table,
+    reference_models,
+    run_design,
+)
 from diffstock_ml.synthetic import PROFILES as MARKETS
 from diffstock_ml.synthetic import generate_market
 from diffstock_ml.train.profiles import PROFILES
@@ -40,6 +50,9 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", type=Path, help="JSON file, rewritten after every trial")
+    parser.add_argument(
+        "--samplers", nargs="*", default=[], choices=sorted(SAMPLERS), help="re-score the profile"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
 
@@ -59,11 +72,12 @@ def main() -> int:
     designs = ablation(profile)
     if args.only:
         designs = [d for d in designs if all(d[k] is None for k in d if k not in args.only)]
-    rows = []
+    rows: list[dict] = []
+    samplers: dict[str, dict] = {}
     for number, design in enumerate(designs):
         if time.perf_counter() - started > args.budget_s:
             break
-        _, metrics = run_design(
+        _, metrics, bundle = run_design(
             profile,
             design,
             train_days,
@@ -74,19 +88,47 @@ def main() -> int:
             score,
         )
         rows.append({"trial": number, "options": design, **metrics})
-        payload = {
-            "device": str(device),
-            "market": args.market,
-            "profile": profile.name,
-            "references": {k: v.flat() for k, v in references.items()},
-            "trials": rows,
-            "elapsed_s": time.perf_counter() - started,
-        }
-        if args.out:
-            args.out.write_text(json.dumps(payload, indent=1))
+        _write(args, device, profile.name, references, rows, samplers, started)
         print(json.dumps(rows[-1]), flush=True)
+        if number == 0 and args.samplers:  # the profile's own model under other samplers
+            samplers = sampler_rows(bundle, args.samplers, train_days, val_days, references, score)
+            _write(args, device, profile.name, references, rows, samplers, started)
+            print(json.dumps({"samplers": samplers}), flush=True)
     print(markdown_table(rows, references))
     return 0
+
+
+def sampler_rows(bundle, names, train_days, val_days, references, score) -> dict[str, dict]:
+    """Scores of one model per sampler, paired with the first sampler and with the best head."""
+    scored = score_samplers(bundle, {n: SAMPLERS[n] for n in names}, train_days, val_days, score)
+    first = scored[names[0]][1]
+    head = min(
+        (references[h] for h in ("gaussian_head", "student_t_head")), key=lambda s: s.crps_bp
+    )
+    return {
+        name: {
+            **scores.flat(),
+            "spread_factor": factor,
+            "vs_first": paired_difference(scores, first),
+            "vs_best_head": paired_difference(scores, head),
+        }
+        for name, (factor, scores) in scored.items()
+    }
+
+
+def _write(args, device, profile, references, rows, samplers, started) -> None:
+    if not args.out:
+        return
+    payload = {
+        "device": str(device),
+        "market": args.market,
+        "profile": profile,
+        "references": {k: v.flat() for k, v in references.items()},
+        "trials": rows,
+        "samplers": samplers,
+        "elapsed_s": time.perf_counter() - started,
+    }
+    args.out.write_text(json.dumps(payload, indent=1))
 
 
 if __name__ == "__main__":

@@ -6,9 +6,12 @@ clean bars -> features -> windows for every day in parallel processes, trains th
 profile's model (optionally fewer steps: `--max-steps`) and scores the model, both heads (same
 encoder, same training budget), the EWMA Gaussian and the oracle on the test days' anchors with
 the report's CRPS and randomised-PIT coverage. Prints one JSON object: training windows/s,
-seconds per epoch (measured rate x training windows), wall times of every stage, the scores.
+seconds per epoch (measured rate x training windows), wall times of every stage, the scores, the
+model's CRPS against the best head paired on the same anchors and, with `--samplers`, the same
+trained model under other samplers (each with its own spread factor). A JSON line per finished
+stage goes to stderr, so a run cut short keeps its figures.
 
-    python benchmarks/full_profile.py --work /tmp/full --max-steps 3000
+    python benchmarks/full_profile.py --work /tmp/full --max-steps 3000 --samplers ddpm_1000
 """
 
 from __future__ import annotations
@@ -29,11 +32,14 @@ from diffstock_ml.baselines import BASELINES, Oracle
 from diffstock_ml.device import select_device
 from diffstock_ml.experiments import (
     ScoreConfig,
+    paired_difference,
     run_trial,
     score_models,
+    score_samplers,
 )
 from diffstock_ml.forecasting import CalibratedDiffusion
 from diffstock_ml.pipeline import windows_from_raw
+from diffstock_ml.study import SAMPLERS
 from diffstock_ml.synthetic import PROFILES as MARKETS
 from diffstock_ml.synthetic import generate_market
 from diffstock_ml.train.profiles import PROFILES
@@ -50,6 +56,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--stride", type=int, default=120, help="scored anchors every N s")
     parser.add_argument("--prepare-only", action="store_true", help="market and windows only")
+    parser.add_argument(
+        "--samplers", nargs="*", default=[], choices=sorted(SAMPLERS), help="also score under"
+    )
     args = parser.parse_args()
     timings: dict[str, float] = {}
 
@@ -111,10 +120,13 @@ def main() -> int:
     models = {"diffusion": CalibratedDiffusion(trial.bundle)}
     models["diffusion"].scale = trial.spread_factor  # fitted on the training days by run_trial
     for name in ("gaussian_head", "student_t_head"):
+        head_started = time.perf_counter()
         models[name] = BASELINES[name](
             model_config=profile.model, train_config=heads, device=device
         )
         models[name].fit(train_days, rng)
+        timings[f"{name}_s"] = time.perf_counter() - head_started
+        _progress(name, timings)
     models["ewma_gaussian"] = BASELINES["ewma_gaussian"]()
     models["ewma_gaussian"].fit(train_days, rng)
     latent = raw.parent / f"{raw.name}_latent"
@@ -129,6 +141,28 @@ def main() -> int:
     timings["score_s"] = time.perf_counter() - started
     crps = {name: s.crps_bp for name, s in scores.items()}
     best_head = min(crps["gaussian_head"], crps["student_t_head"])
+    head = scores["gaussian_head" if crps["gaussian_head"] == best_head else "student_t_head"]
+    vs_head = paired_difference(scores["diffusion"], head)
+    _progress("scored", {"vs_best_head": vs_head, **{k: s.flat() for k, s in scores.items()}})
+
+    started = time.perf_counter()
+    samplers = {}
+    if args.samplers:
+        scored = score_samplers(
+            trial.bundle,
+            {n: SAMPLERS[n] for n in args.samplers},
+            train_days,
+            test_days,
+            ScoreConfig(anchor_stride_s=args.stride),
+        )
+        for name, (factor, sampler_scores) in scored.items():
+            samplers[name] = sampler_scores.flat() | {
+                "spread_factor": factor,
+                "vs_default": paired_difference(sampler_scores, scores["diffusion"]),
+                "vs_best_head": paired_difference(sampler_scores, head),
+            }
+        timings["samplers_s"] = time.perf_counter() - started
+        _progress("samplers", {"samplers": samplers})
     out = {
         "device": str(device),
         "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
@@ -143,6 +177,7 @@ def main() -> int:
         "best_step": trial.training.best_step,
         "spread_factor": trial.spread_factor,
         "skill_vs_best_head": 1 - crps["diffusion"] / best_head,
+        "vs_best_head": vs_head,
         "gap_closed": (
             (crps["ewma_gaussian"] - crps["diffusion"]) / (crps["ewma_gaussian"] - crps["oracle"])
             if "oracle" in crps
@@ -150,6 +185,7 @@ def main() -> int:
         ),
         "test": {name: s.flat() | {"anchors": s.anchors} for name, s in scores.items()},
         "validation": trial.scores.flat(),
+        "samplers": samplers,
         "timings_s": timings,
     }
     print(json.dumps(out, indent=1))

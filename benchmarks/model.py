@@ -3,7 +3,8 @@
 One run, one model, the same validation anchors and seeds for every sampler; all float32 unless
 named. Prints one JSON object with
 - training windows/s of the `demo` profile's loss + backward + AdamW step (CPU; CUDA if present);
-- for DDPM-1000 (the reference), DDIM-50/20/10 and DPM-Solver++(2M)-20/15/10/8/5: the latency of
+- for DDPM-1000 (the reference), DDIM-50/20/10, DPM-Solver++(2M)-20/15/10/8/5 and its stochastic
+  form SDE-DPM-Solver++(2M)-20/10: the latency of
   one prediction (one window, 1,000 samples; median of interleaved rounds on `--threads` torch
   threads), CRPS (bp, fair estimator), 90 % coverage and mean spread on `--windows` validation
   anchors x `--samples` draws, and against DDPM-1000 the speed-up and the paired differences of
@@ -58,6 +59,10 @@ SAMPLERS = {
     **{
         f"dpmpp_2m_{n}": SamplerConfig(sampler="dpmpp_2m", steps=n, precision="float32")
         for n in (20, 15, 10, 8, 5)
+    },
+    **{
+        f"sde_dpmpp_2m_{n}": SamplerConfig(sampler="sde_dpmpp_2m", steps=n, precision="float32")
+        for n in (20, 10)
     },
 }
 TARGETS = {"latency_ms_max": 50.0, "crps_pct_max": 1.0, "coverage_pp_max": 1.0}

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         design = {k: optuna_trial.suggest_categorical(k, [None, *v]) for k, v in OPTIONS.items()}
         number = optuna_trial.number
         folder = scratch / str(number)
-        trial, metrics = run_design(
+        trial, metrics, _ = run_design(
             profile, design, train_days, val_days, reference_scores, folder, device, score
         )
         with mlflow.start_run(f"trial {number}", tags=tags | {"changed": _changed(design)}):

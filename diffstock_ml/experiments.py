@@ -10,8 +10,9 @@ says directly whether a configuration beats them. The study runner (Optuna + MLf
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,8 @@ class Scores:
     coverage: dict[str, float]  # "50", "80", "90", "95" -> randomised-PIT coverage
     median_below: float  # share of outcomes below the forecast median (0.5: unbiased)
     anchors: int
+    # CRPS (bp) of each anchor, in the scoring order: for paired comparisons on the same anchors
+    per_anchor: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False, compare=False)
 
     def flat(self, prefix: str = "") -> dict[str, float]:
         """Flat metric names for MLflow and tables: crps_bp, coverage_90, median_below…"""
@@ -62,15 +65,34 @@ def score_samples(
 ) -> Scores:
     """`Scores` of snapped return ensembles `samples [B, S]` at realised `target [B]`."""
     lower, upper = snapped_pit_interval(samples, target, close, tick)
+    per_anchor = crps_bp(samples, target)
     return Scores(
-        crps_bp=float(crps_bp(samples, target).mean()),
+        crps_bp=float(per_anchor.mean()),
         coverage={
             f"{round(100 * q)}": float(central_coverage(lower, upper, q).mean())
             for q in COVERAGE_LEVELS
         },
         median_below=float(pit_below(lower, upper, 0.5).mean()),
         anchors=len(target),
+        per_anchor=per_anchor,
     )
+
+
+def paired_difference(model: Scores, reference: Scores) -> dict[str, float]:
+    """`model`'s CRPS relative to `reference` on the same anchors: % change and its standard error.
+
+    The standard error treats anchors as independent; anchors of different symbols at the same
+    second are correlated, so it is a lower bound (the report's Diebold-Mariano test and the
+    leaderboard's block bootstrap account for that).
+    """
+    if len(model.per_anchor) != len(reference.per_anchor) or not len(model.per_anchor):
+        raise ValueError("paired_difference needs per-anchor CRPS of the same anchors")
+    diff = model.per_anchor - reference.per_anchor
+    scale = 100.0 / reference.crps_bp
+    return {
+        "crps_pct": float(diff.mean() * scale),
+        "crps_se_pct": float(diff.std(ddof=1) / np.sqrt(len(diff)) * scale),
+    }
 
 
 def score_models(
@@ -154,3 +176,27 @@ def run_trial(
     calibrated.fit(train_days, np.random.default_rng(score.seed))
     scores = score_models({"diffusion": calibrated}, val_days, score)["diffusion"]
     return TrialResult(training, float(calibrated.scale), scores, bundle)
+
+
+def score_samplers(
+    bundle: ModelBundle,
+    samplers: Mapping[str, SamplerConfig],
+    train_days: Sequence[DayArrays],
+    days: Sequence[DayArrays],
+    score: ScoreConfig,
+) -> dict[str, tuple[float, Scores]]:
+    """One trained model under each sampler: (spread factor, `Scores`) per sampler name.
+
+    Each sampler gets its own spread factor, fitted on `train_days` by the rule `forecasts`
+    uses, so a sampler that under-disperses is judged after the same correction; all are scored
+    on the same anchors of `days`.
+    """
+    models = {}
+    for name, sampler in samplers.items():
+        model = CalibratedDiffusion(
+            dataclasses.replace(bundle, sampler=sampler, spread_factor=None)
+        )
+        model.fit(train_days, np.random.default_rng(score.seed))
+        models[name] = model
+    scores = score_models(models, days, score)
+    return {name: (float(models[name].scale), scores[name]) for name in samplers}

@@ -20,6 +20,7 @@ import torch
 
 from diffstock_ml.baselines import BASELINES, Baseline, Oracle
 from diffstock_ml.experiments import ScoreConfig, Scores, run_trial
+from diffstock_ml.model.bundle import ModelBundle
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.synthetic import default_latent_root
 from diffstock_ml.train.config import TrainConfig
@@ -41,6 +42,20 @@ OPTIONS: dict[str, tuple[Any, ...]] = {  # most telling first: a time-boxed abla
     "lr": (3e-4, 1e-3, 3e-3),
     "T": (1000, 250),
     "sampler_steps": (5, 10, 20),
+}
+# Samplers a trained model can be re-scored under without retraining (`score_samplers`): the
+# default ODE solver at other step counts, and stochastic (ancestral) samplers, which correct
+# the denoiser's errors along the way instead of integrating them.
+SAMPLERS: dict[str, SamplerConfig] = {
+    "dpmpp_2m_10": SamplerConfig(),
+    "dpmpp_2m_20": SamplerConfig(steps=20),
+    "sde_dpmpp_2m_10": SamplerConfig(sampler="sde_dpmpp_2m"),
+    "sde_dpmpp_2m_15": SamplerConfig(sampler="sde_dpmpp_2m", steps=15),
+    "sde_dpmpp_2m_20": SamplerConfig(sampler="sde_dpmpp_2m", steps=20),
+    "ddim_50": SamplerConfig(sampler="ddim", steps=50),
+    "ddim_50_eta1": SamplerConfig(sampler="ddim", steps=50, eta=1.0),
+    "ddpm_100": SamplerConfig(sampler="ddpm", steps=100),
+    "ddpm_1000": SamplerConfig(sampler="ddpm", steps=1000),
 }
 MODEL_FIELDS = (
     "parameterisation",
@@ -170,8 +185,8 @@ def run_design(
     checkpoint_dir: Path,
     device: torch.device,
     score: ScoreConfig,
-) -> tuple[Trial, dict[str, float]]:
-    """Train and score one design on the validation days; its configs and flat metrics."""
+) -> tuple[Trial, dict[str, float], ModelBundle]:
+    """Train and score one design on the validation days; its configs, flat metrics, model."""
     trial = make_trial(profile, design)
     result = run_trial(
         trial.model,
@@ -183,4 +198,5 @@ def run_design(
         score,
         trial.sampler,
     )
-    return trial, result.metrics() | relative_scores(result.scores, references)
+    metrics = result.metrics() | relative_scores(result.scores, references)
+    return trial, metrics, result.bundle

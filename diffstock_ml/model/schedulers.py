@@ -18,7 +18,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 import torch
 
-from diffstock_ml.model.config import SamplerConfig
+from diffstock_ml.model.config import SAMPLER_NAMES, SamplerConfig
 
 Prediction = Literal["v", "eps"]
 Spacing = Literal["trailing", "leading", "linspace"]
@@ -188,7 +188,22 @@ class DPMSolverMultistepScheduler(_Scheduler):
     α_t = sqrt(ᾱ_t), σ_t = sqrt(1 − ᾱ_t). The first step has no earlier x̂0 and is first order
     (DDIM); so is the last, which goes to σ = 0 and returns x̂0 (diffusers' `lower_order_final`
     with `final_sigmas_type="zero"`). Deterministic: `generator` is accepted and unused.
+
+    `stochastic=True` is SDE-DPM-Solver++(2M) (Lu et al. 2022, §5; diffusers'
+    `algorithm_type="sde-dpmsolver++"`): each step shrinks x_s by a further e^{−h} and adds fresh
+    noise in its place, so that, like DDPM, the chain corrects the denoiser's errors instead of
+    carrying them along the ODE. Its randomness comes only from `generator`.
     """
+
+    def __init__(
+        self,
+        alphas_cumprod: torch.Tensor,
+        prediction: Prediction = "v",
+        timestep_spacing: Spacing = "trailing",
+        stochastic: bool = False,
+    ) -> None:
+        super().__init__(alphas_cumprod, prediction, timestep_spacing)
+        self.stochastic = stochastic
 
     def set_timesteps(self, num_steps: int) -> None:
         super().set_timesteps(num_steps)
@@ -219,9 +234,17 @@ class DPMSolverMultistepScheduler(_Scheduler):
             lambda_s1, pred_x0_s1 = previous
             k = h / (2.0 * (lambda_s - lambda_s1))  # 1 / (2r)
             data = (1.0 + k) * pred_x0 - k * pred_x0_s1
-        # 4. x_t = (σ_t / σ_s)·x_s − α_t·(e^{−h} − 1)·D
         sigma_ratio = math.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar))
-        prev_sample = sigma_ratio * sample - math.sqrt(alpha_bar_prev) * math.expm1(-h) * data
+        if not self.stochastic:  # 4. x_t = (σ_t / σ_s)·x_s − α_t·(e^{−h} − 1)·D
+            prev_sample = sigma_ratio * sample - math.sqrt(alpha_bar_prev) * math.expm1(-h) * data
+            return StepResult(prev_sample, pred_x0)
+        # 4'. x_t = (σ_t / σ_s)·e^{−h}·x_s − α_t·(e^{−2h} − 1)·D + σ_t·sqrt(1 − e^{−2h})·z
+        noise = randn_tensor(tuple(sample.shape), generator, sample.device)
+        prev_sample = (
+            sigma_ratio * math.exp(-h) * sample
+            - math.sqrt(alpha_bar_prev) * math.expm1(-2.0 * h) * data
+            + math.sqrt((1.0 - alpha_bar_prev) * -math.expm1(-2.0 * h)) * noise
+        )
         return StepResult(prev_sample, pred_x0)
 
 
@@ -242,11 +265,12 @@ def make_scheduler(
         scheduler: Scheduler = DDIMScheduler(alphas_cumprod, prediction, spacing, config.eta)
     elif config.sampler == "ddpm":
         scheduler = DDPMScheduler(alphas_cumprod, prediction, spacing)
-    elif config.sampler == "dpmpp_2m":
-        scheduler = DPMSolverMultistepScheduler(alphas_cumprod, prediction, spacing)
+    elif config.sampler in ("dpmpp_2m", "sde_dpmpp_2m"):
+        stochastic = config.sampler == "sde_dpmpp_2m"
+        scheduler = DPMSolverMultistepScheduler(alphas_cumprod, prediction, spacing, stochastic)
     else:
         raise ValueError(
-            f"unknown sampler {config.sampler!r}; expected 'ddim', 'ddpm' or 'dpmpp_2m'"
+            f"unknown sampler {config.sampler!r}; expected one of {', '.join(SAMPLER_NAMES)}"
         )
     scheduler.set_timesteps(config.steps)
     return scheduler

@@ -5,7 +5,7 @@ import pytest
 
 from diffstock_ml.baselines import snap_returns
 from diffstock_ml.evaluation import crps_bp
-from diffstock_ml.experiments import score_samples
+from diffstock_ml.experiments import paired_difference, score_samples
 
 
 def test_a_calibrated_snapped_forecast_scores_nominal_coverage_and_an_unbiased_median() -> None:
@@ -29,3 +29,18 @@ def test_a_shifted_forecast_shows_in_the_median_share() -> None:
     samples = rng.standard_normal((4_000, 100)) + 0.3  # median too high
     target = rng.standard_normal(4_000)
     assert score_samples(samples * 1e-4, target * 1e-4, close).median_below > 0.58
+
+
+def test_paired_difference_compares_the_same_anchors_and_refuses_others() -> None:
+    rng = np.random.default_rng(2)
+    close = np.full(2_000, 1e6)
+    target = rng.standard_normal(2_000) * 1e-4
+    right = score_samples(rng.standard_normal((2_000, 50)) * 1e-4, target, close)
+    wide = score_samples(rng.standard_normal((2_000, 50)) * 3e-4, target, close)
+    worse = paired_difference(wide, right)
+    assert worse["crps_pct"] == pytest.approx(100 * (wide.crps_bp / right.crps_bp - 1))
+    assert worse["crps_pct"] > 10 * worse["crps_se_pct"] > 0  # the true spread wins clearly
+    assert paired_difference(right, right) == {"crps_pct": 0.0, "crps_se_pct": 0.0}
+    fewer = score_samples(rng.standard_normal((10, 50)) * 1e-4, target[:10], close[:10])
+    with pytest.raises(ValueError, match="same anchors"):
+        paired_difference(fewer, right)

@@ -36,7 +36,7 @@ def test_dpm_solver_follows_the_probability_flow_ode_closer_than_ddim(model) -> 
     assert dpm < 0.1 and dpm < ddim / 2
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp_2m"])
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp_2m", "sde_dpmpp_2m"])
 def test_every_sampler_is_reproducible_from_its_generator(model, sampler: str) -> None:
     first = draw(model, sampler, 10)
     assert first.shape == (2, 256) and torch.isfinite(first).all()
@@ -44,5 +44,6 @@ def test_every_sampler_is_reproducible_from_its_generator(model, sampler: str) -
 
 
 def test_an_unknown_sampler_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match="sampler must be ddim, ddpm or dpmpp_2m, got 'euler'"):
+    expected = "sampler must be one of ddim, ddpm, dpmpp_2m, sde_dpmpp_2m, got 'euler'"
+    with pytest.raises(ValueError, match=expected):
         SamplerConfig(sampler="euler")  # type: ignore[arg-type]

@@ -39,13 +39,14 @@ MODEL_REPORT = {
     "reference": "ddpm_1000",
     "samplers": {
         "ddpm_1000": {"latency_ms_1000_samples": 5166.0},
+        "sde_dpmpp_2m_10": _sampler(49.5, -0.12, 0.20),
         "dpmpp_2m_10": _sampler(48.7, 0.46, -0.85),
         "ddim_50": _sampler(255.0, 0.47, -0.87),
         "dpmpp_2m_15": _sampler(82.0, 0.44, -0.46),
         "dpmpp_2m_5": _sampler(32.0, 1.04, -4.3),
     },
     "targets": {"latency_ms_max": 50.0, "crps_pct_max": 1.0, "coverage_pp_max": 1.0},
-    "default": {"name": "dpmpp_2m_10"},
+    "default": {"name": "sde_dpmpp_2m_10"},
     "default_meets_targets": True,
     "fastest_meeting_targets": "dpmpp_2m_10",
 }
@@ -59,7 +60,8 @@ def test_the_model_row_is_rewritten_from_its_json_and_other_rows_are_kept(readme
     )
     out = readme_table.rewrite(readme, [MODEL_REPORT])
     row = next(line for line in out.splitlines() if line.startswith("| `benchmarks/model.py`"))
-    assert "DPM-Solver++(2M)-10 (default) **49 ms** (CRPS +0.46 % ± 0.47, coverage -0.85 pp)" in row
+    default = "SDE-DPM-Solver++(2M)-10 (default) **50 ms** (CRPS -0.12 % ± 0.47, coverage +0.20 pp)"
+    assert default in row and "; DPM-Solver++(2M)-10 **49 ms**" in row
     assert "DDIM-50 **255 ms**" in row and "DDPM-1000 5,166 ms" in row
     assert "1,972 windows/s training" in row and "met by the default" in row
     assert "old" not in row
