@@ -1,0 +1,44 @@
+"""Forecasts and evaluation of price PATHS: every second of the next 30 s (issue 13).
+
+- `targets`: the realised path `[A, H]` of cumulative log returns at a day's anchors.
+- `baselines`: path baselines (`EwmaRandomWalk`, `GarchTPaths`, and `OraclePaths` on synthetic
+  data) that draw `[A, S, H]` sample paths snapped to the price grid at every second.
+- `metrics`: energy and variogram scores, CRPS per horizon, touch probabilities and the VaR of
+  the maximum adverse excursion, as one tidy table per model.
+- `plots`: a fan of sample paths and CRPS by horizon.
+
+Not here yet: the diffusion model's path target, the assets and report, and serving.
+"""
+
+from diffstock_ml.paths.baselines import (
+    PATH_BASELINES,
+    EwmaRandomWalk,
+    GarchTPaths,
+    OraclePaths,
+    PathBaseline,
+    PathDraws,
+    snap_paths,
+)
+from diffstock_ml.paths.metrics import (
+    PathMetricsConfig,
+    path_metrics,
+    path_metrics_table,
+    touch_reliability,
+)
+from diffstock_ml.paths.targets import HORIZONS, realised_paths
+
+__all__ = [
+    "HORIZONS",
+    "PATH_BASELINES",
+    "EwmaRandomWalk",
+    "GarchTPaths",
+    "OraclePaths",
+    "PathBaseline",
+    "PathDraws",
+    "PathMetricsConfig",
+    "path_metrics",
+    "path_metrics_table",
+    "realised_paths",
+    "snap_paths",
+    "touch_reliability",
+]
