@@ -5,6 +5,12 @@ per-window copies: a batch is `x_day[symbol, t-N+1 : t+1]` for B anchors at a ti
 window is one contiguous block of the day array, so a batch is one `index_select` of whole rows
 of an overlapping strided view per day present in the batch, written straight into the batch.
 Shuffling is across days and deterministic for a given seed and epoch.
+
+With `path_horizons` the loader also gives each window's path target: the cumulative log
+returns log(close[t + h] / close[t]) of the forward-filled close at those seconds after the
+anchor (`Batch.path`), from future closes only (the window ends at t). Anchors whose path is not
+complete inside the session are then left out (`windows.complete_path_anchors`; with horizons up
+to 30 s none of a built day's anchors is).
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from diffstock_ml.windows import DayArrays
+from diffstock_ml.market import HORIZON_S
+from diffstock_ml.windows import DayArrays, complete_path_anchors
 
 
 class Batch(NamedTuple):
@@ -28,6 +35,8 @@ class Batch(NamedTuple):
     sigma: torch.Tensor  # [B] sigma_30s
     close: torch.Tensor  # [B] close at the anchor (for snapping to the price grid)
     anchor: torch.Tensor  # [B, 3] int64: (day index, symbol index, second index)
+    # [B, H] float32 log(close[t + h] / close[t]) at the loader's path horizons; None without
+    path: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -104,9 +113,15 @@ class WindowLoader:
         device: torch.device | str = "cpu",
         drop_last: bool = False,
         shard: tuple[int, int] = (0, 1),
+        path_horizons: Sequence[int] = (),
     ) -> None:
         if not days:
             raise ValueError("WindowLoader needs at least one day")
+        self.path_horizons = tuple(int(h) for h in path_horizons)
+        if any(not 1 <= h <= HORIZON_S for h in self.path_horizons):
+            raise ValueError(
+                f"path_horizons must be whole seconds in 1..{HORIZON_S}, got {self.path_horizons}"
+            )
         lengths = {day.config.length for day in days}
         if len(lengths) != 1:
             raise ValueError(f"days were built with different window lengths: {sorted(lengths)}")
@@ -118,18 +133,22 @@ class WindowLoader:
         self.drop_last = drop_last
         self.device = torch.device(device)
         self.epoch = 0
-        self._days = [_DayTensors.from_arrays(day, self.device, self.length) for day in days]
+        paths = bool(self.path_horizons)
+        self._days = [_DayTensors.from_arrays(day, self.device, self.length, paths) for day in days]
         self._n_seconds = torch.tensor([day.x.shape[1] for day in days], device=self.device)
         anchors = torch.from_numpy(
-            np.concatenate(
-                [
-                    np.column_stack([np.full(len(day.anchors), i), day.anchors]).astype(np.int32)
-                    for i, day in enumerate(days)
-                ]
-            )
+            np.concatenate([self._day_anchors(i, day) for i, day in enumerate(days)])
         )  # [A, 3] int32 on the CPU: (day, symbol, second)
         rank, world = shard  # data-parallel training: each rank keeps every world-th anchor
         self.anchors = anchors[rank::world]
+
+    def _day_anchors(self, index: int, day: DayArrays) -> np.ndarray:
+        """`[A, 3]` int32 (day, symbol, second) of the day's anchors (with a path target: those
+        whose path is complete)."""
+        anchors = np.asarray(day.anchors)
+        if self.path_horizons:
+            anchors = anchors[complete_path_anchors(day, max(self.path_horizons))]
+        return np.column_stack([np.full(len(anchors), index), anchors]).astype(np.int32)
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.anchors), self.batch_size)
@@ -170,7 +189,7 @@ class WindowLoader:
         if torch.equal(by_day, torch.arange(len(anchors))):
             return sorted_batch
         back = torch.argsort(by_day).to(self.device)  # undo the sort
-        return Batch(*(field[back] for field in sorted_batch))
+        return Batch(*(None if field is None else field[back] for field in sorted_batch))
 
     def _gather_sorted(self, anchors: torch.Tensor) -> Batch:
         """Anchors grouped by day: one block gather per day, written into the batch in place."""
@@ -193,7 +212,19 @@ class WindowLoader:
         if self.normaliser is not None:  # in place: no second [B, N, F] tensor per batch
             self.normaliser.apply_(x)
         target, sigma, close = scalars.T.contiguous()  # 3 x [B]
-        return Batch(x, target, sigma, close, anchors)
+        path = self._paths(day, cells) if self.path_horizons else None
+        return Batch(x, target, sigma, close, anchors, path)
+
+    def _paths(self, day: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        """`[B, H]` float32 log(close[t + h] / close[t]) of anchors at flat `cells` of days
+        `day [B]` (complete inside the session: the anchors were filtered for it)."""
+        steps = torch.tensor(self.path_horizons, device=self.device)  # [H]
+        path = torch.empty(len(cells), len(steps), dtype=torch.float64, device=self.device)
+        for d in torch.unique(day).tolist():
+            rows = day == d
+            log_close, cell = self._days[d].log_close, cells[rows]
+            path[rows] = log_close[cell[:, None] + steps] - log_close[cell][:, None]  # [b, H]
+        return path.float()
 
 
 @dataclass(frozen=True)
@@ -203,12 +234,20 @@ class _DayTensors:
     x: torch.Tensor  # [S, T, F] float32
     windows: torch.Tensor  # [S*T - N + 1, N*F] overlapping view: row i is the window at cell i
     scalars: torch.Tensor  # [S*T, 3] float32: target, sigma, close of each (symbol, second)
+    log_close: torch.Tensor | None = None  # [S*T] float64 log close (path targets only)
 
     @classmethod
-    def from_arrays(cls, day: DayArrays, device: torch.device, length: int) -> _DayTensors:
+    def from_arrays(
+        cls, day: DayArrays, device: torch.device, length: int, paths: bool = False
+    ) -> _DayTensors:
         # The batch is float32; one small table makes the three scalars one gather, not three.
         scalars = np.stack([day.target, day.sigma, day.close], axis=-1, dtype=np.float32)
         x, scalars = torch.from_numpy(np.asarray(day.x)), torch.from_numpy(scalars)
+        log_close = None
+        if paths:  # float64: in float32 a log price of ~4.6 is off by up to 2.4e-7
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values = np.log(np.asarray(day.close, dtype=np.float64)).reshape(-1)
+            log_close = torch.from_numpy(values).to(device)
         if device.type == "cuda":
             x, scalars = x.to(device, non_blocking=True), scalars.to(device, non_blocking=True)
         x = x.contiguous()  # the strided view below assumes C order (a no-op for .npy)
@@ -218,4 +257,4 @@ class _DayTensors:
         # window inside their own day and symbol).
         rows = max(n_symbols * n_seconds - length + 1, 0)
         windows = x.as_strided((rows, length * n_features), (n_features, 1))
-        return cls(x, windows, scalars.reshape(n_symbols * n_seconds, 3))
+        return cls(x, windows, scalars.reshape(n_symbols * n_seconds, 3), log_close)

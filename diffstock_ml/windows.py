@@ -132,6 +132,27 @@ def valid_anchors(
     return np.stack([symbol, second], axis=1).astype(np.int32)
 
 
+def complete_path_anchors(day: DayArrays, horizon: int) -> np.ndarray:
+    """`[A]` bool: which of the day's anchors have a finite, positive close at every second
+    t .. t + `horizon` inside the session, so that their path target (`batches.WindowLoader`
+    with `path_horizons`) is complete.
+
+    With `horizon` <= HORIZON_S this holds for every anchor built by `build_day_arrays`: a
+    finite `ret_30s` needs t + 30 inside the session and a close at t, and the close is
+    forward-filled. Hand-built days (or longer horizons) can break it; such anchors are not used
+    for path training.
+    """
+    close = np.asarray(day.close, dtype=np.float64)  # [S, T]
+    n_symbols, n_seconds = close.shape
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(close) & (close > 0))
+    counts = np.concatenate([np.zeros((n_symbols, 1), np.int64), np.cumsum(bad, axis=1)], axis=1)
+    symbol, second = np.asarray(day.anchors, dtype=np.int64).T
+    inside = second + horizon < n_seconds
+    end = np.minimum(second + horizon, n_seconds - 1) + 1
+    return inside & (counts[symbol, end] - counts[symbol, second] == 0)
+
+
 def save_day_arrays(arrays: DayArrays, folder: Path) -> None:
     """Write the `.npy` files and `meta.json` into `folder` (the caller makes it atomic)."""
     folder.mkdir(parents=True, exist_ok=True)

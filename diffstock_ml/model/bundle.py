@@ -8,6 +8,11 @@ A bundle may carry the model's spread factor, fitted on its training days where 
 (`forecasting.fit_spread_factor`, the rule every model of the `forecasts` stage gets), so that
 served and reported forecasts are the same; `predict(..., calibrated=True)` applies it. Bundles
 written before it existed load as raw (`spread_factor` None).
+
+A path model (`ModelConfig.path_horizons`, stored with the other model settings; bundles written
+before it existed are scalar) also draws whole paths: `sample_paths(x, sigma, close)` gives
+`[B, S, H]` log-return paths on the price grid at every horizon; its `predict` is the 30 s end
+point as a simple return.
 """
 
 from __future__ import annotations
@@ -22,7 +27,13 @@ import torch
 from diffstock_ml.batches import Normaliser
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.model.diffusion import DiffusionForecaster
-from diffstock_ml.model.forecast import Forecast, apply_spread_factor, forecast
+from diffstock_ml.model.forecast import (
+    Forecast,
+    PathForecast,
+    apply_spread_factor,
+    forecast,
+    forecast_paths,
+)
 
 
 @dataclass
@@ -58,17 +69,8 @@ class ModelBundle:
         Raw draws by default; with `calibrated`, spread by the bundle's factor (none if raw).
         """
         device = next(self.model.parameters()).device
-        x, sigma, close = (torch.as_tensor(np.asarray(a)) for a in (x, sigma, close))
-        if x.ndim != 3 or x.shape[1:] != (self.window_length, len(self.feature_names)):
-            raise ValueError(
-                f"expected windows of shape [B, {self.window_length}, {len(self.feature_names)}], "
-                f"got {list(x.shape)}"
-            )
-        sampler = (
-            self.sampler
-            if n_samples is None
-            else dataclasses.replace(self.sampler, n_samples=n_samples)
-        )
+        x, sigma, close = self._inputs(x, sigma, close)
+        sampler = self._sampler(n_samples)
         generator = torch.Generator(device=device).manual_seed(seed)
         samples, continuous = [], []
         for start in range(0, len(x), chunk):
@@ -88,6 +90,58 @@ class ModelBundle:
         if calibrated and self.spread_factor is not None:
             return apply_spread_factor(result, self.spread_factor, close.cpu(), sampler)
         return result
+
+    @torch.no_grad()
+    def sample_paths(
+        self,
+        x: np.ndarray | torch.Tensor,
+        sigma: np.ndarray | torch.Tensor,
+        close: np.ndarray | torch.Tensor,
+        n_samples: int | None = None,
+        seed: int = 0,
+        chunk: int = 256,
+    ) -> PathForecast:
+        """Raw path draws `[B, S, H]` (cumulative log returns at `model.config.path_horizons`,
+        the price on the grid at every horizon) for raw windows `x [B, N, F]`; path models only.
+        """
+        if not self.model.config.path_horizons:
+            raise ValueError("this bundle's model forecasts the 30 s return only: no paths")
+        device = next(self.model.parameters()).device
+        x, sigma, close = self._inputs(x, sigma, close)
+        sampler = self._sampler(n_samples)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        samples, continuous = [], []
+        for start in range(0, len(x), chunk):
+            part = slice(start, start + chunk)
+            windows = self.normaliser.apply(x[part].to(device, torch.float32))
+            result = forecast_paths(
+                self.model,
+                windows,
+                sigma[part].to(device),
+                close[part].to(device),
+                sampler,
+                generator,
+            )
+            samples.append(result.samples.cpu())
+            continuous.append(result.continuous.cpu())
+        horizons = self.model.config.path_horizons
+        return PathForecast(torch.cat(samples), torch.cat(continuous), horizons)
+
+    def _inputs(self, *arrays: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`(x, sigma, close)` as tensors, the windows checked against the bundle's shape."""
+        x, sigma, close = (torch.as_tensor(np.asarray(a)) for a in arrays)
+        if x.ndim != 3 or x.shape[1:] != (self.window_length, len(self.feature_names)):
+            raise ValueError(
+                f"expected windows of shape [B, {self.window_length}, {len(self.feature_names)}], "
+                f"got {list(x.shape)}"
+            )
+        return x, sigma, close
+
+    def _sampler(self, n_samples: int | None) -> SamplerConfig:
+        """The bundle's sampler, with `n_samples` draws per window if given."""
+        if n_samples is None:
+            return self.sampler
+        return dataclasses.replace(self.sampler, n_samples=n_samples)
 
 
 def save_bundle(
@@ -125,7 +179,8 @@ def load_bundle(path: Path, device: torch.device | str = "cpu") -> ModelBundle:
     """Load a bundle written by `save_bundle` onto `device`, in eval mode."""
     data = torch.load(path, map_location="cpu", weights_only=False)
     model_config = dict(data["model_config"])
-    # bundles written before the residual parameterisation existed diffuse z directly
+    # bundles written before the residual parameterisation existed diffuse z directly; those
+    # written before the path target existed are scalar (path_horizons () by default)
     model_config.setdefault("parameterisation", "direct")
     return make_bundle(
         ModelConfig(**model_config),

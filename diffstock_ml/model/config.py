@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
-from diffstock_ml.market import TICK
+from diffstock_ml.market import HORIZON_S, TICK
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ class ModelConfig:
     target: Literal["z", "return"] = "z"
     # Fixed divisor of raw returns when target == "return" (a 1e-4 return is invisible otherwise).
     return_scale: float = 1e-3
+    # Path target (issue 13). Empty: the scalar 30 s return above. Otherwise the seconds after the
+    # anchor (increasing, ending at HORIZON_S) whose cumulative LOG returns log(P_t+h / P_t) are
+    # diffused as one vector, each divided by the target scale · sqrt(h / HORIZON_S) so that every
+    # dimension is O(1) under a random walk; the location-scale head gives loc and scale per
+    # horizon (docs/paths.md, "The model's path target").
+    path_horizons: tuple[int, ...] = ()
     # Probability of replacing the condition by the learned null condition in training.
     cfg_dropout: float = 0.1
     # Classifier-free guidance: output = uncond + w·(cond − uncond); w = 1 is plain conditional
@@ -78,6 +85,23 @@ class ModelConfig:
             raise ValueError("min_snr_gamma and head_loss_weight must be positive")
         if self.return_scale <= 0:
             raise ValueError(f"return_scale must be positive, got {self.return_scale}")
+        # a bundle's or MLflow's JSON gives a list: keep the config hashable and comparable
+        object.__setattr__(self, "path_horizons", tuple(int(h) for h in self.path_horizons))
+        horizons = self.path_horizons
+        if horizons and (
+            horizons[0] < 1
+            or horizons[-1] != HORIZON_S
+            or any(b <= a for a, b in itertools.pairwise(horizons))
+        ):
+            raise ValueError(
+                f"path_horizons must be increasing whole seconds in 1..{HORIZON_S} ending at "
+                f"{HORIZON_S}, got {horizons}"
+            )
+
+    @property
+    def target_dim(self) -> int:
+        """Dimensions of the diffused vector: 1 for the scalar target, else one per horizon."""
+        return len(self.path_horizons) or 1
 
 
 Sampler = Literal["ddim", "ddpm", "dpmpp_2m", "sde_dpmpp_2m"]

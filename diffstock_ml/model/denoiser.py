@@ -1,4 +1,5 @@
-"""The MLP denoiser of the scalar target, FiLM-conditioned on the window and the timestep."""
+"""The MLP denoiser of the target (a scalar, or a path of horizons), FiLM-conditioned on the
+window and the timestep."""
 
 from __future__ import annotations
 
@@ -73,7 +74,10 @@ class FiLMBlock(nn.Module):
 
 
 class Denoiser(nn.Module):
-    """Predicts ε or v for the noisy scalar `x_t [B, 1]` at timestep `t [B]` given `cond [B, D]`.
+    """Predicts ε or v for the noisy target `x_t [B, C]` at timestep `t [B]` given `cond [B, D]`.
+
+    C = `config.target_dim`: 1 for the scalar 30 s target, H for a path of H horizons (all
+    horizons share the MLP; its first and last layers mix them).
 
     Shapes broadcast: with `x_t [W, S, 1]`, `t [W, 1]` and `cond [W, 1, D]` the context and the
     FiLM scales are computed once per window and shared by its S samples (how sampling calls it;
@@ -87,12 +91,12 @@ class Denoiser(nn.Module):
         hidden, context_dim = config.denoiser_hidden, config.d_model + config.time_embed_dim
         self.time_embedding = TimeEmbedding(config.time_embed_dim)
         self.null_condition = nn.Parameter(0.02 * torch.randn(config.d_model))
-        self.input = nn.Linear(1, hidden)
+        self.input = nn.Linear(config.target_dim, hidden)
         self.blocks = nn.ModuleList(
             FiLMBlock(hidden, context_dim, config.dropout) for _ in range(config.denoiser_depth)
         )
         self.norm = nn.LayerNorm(hidden)
-        self.output = nn.Linear(hidden, 1)
+        self.output = nn.Linear(hidden, config.target_dim)
 
     def forward(
         self,
@@ -101,7 +105,7 @@ class Denoiser(nn.Module):
         cond: torch.Tensor,
         drop: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """`x_t [..., 1]`, `t [...]` int, `cond [..., D]`, `drop [...]` bool or None.
+        """`x_t [..., C]`, `t [...]` int, `cond [..., D]`, `drop [...]` bool or None.
 
         The leading shapes of `t`, `cond` and `drop` must agree and broadcast against `x_t`'s;
         the result has `x_t`'s shape.
@@ -110,8 +114,11 @@ class Denoiser(nn.Module):
             cond = torch.where(drop[..., None], self.null_condition.to(cond.dtype), cond)
         context = torch.cat([cond, self.time_embedding(t)], dim=-1)  # [..., D + E]
         context = nn.functional.silu(context)
-        # Linear(1, hidden) of a scalar as one broadcast multiply-add, not a GEMM with K = 1
-        h = torch.addcmul(self.input.bias, x_t, self.input.weight[:, 0])  # [..., hidden]
+        if self.input.in_features == 1:
+            # Linear(1, hidden) of a scalar as one broadcast multiply-add, not a GEMM with K = 1
+            h = torch.addcmul(self.input.bias, x_t, self.input.weight[:, 0])  # [..., hidden]
+        else:
+            h = self.input(x_t).to(x_t.dtype)  # [..., hidden], float32 under autocast too
         for block in self.blocks:
             h = block(h, context)
-        return self.output(self.norm(h))  # [..., 1]
+        return self.output(self.norm(h))  # [..., C]

@@ -1,13 +1,15 @@
 """`DiffusionForecaster`: condition encoder + MLP denoiser + noise schedule, its loss and sampler.
 
-The model diffuses one scalar per window. With the default "residual" parameterisation (seed
-appendix A.3) a Gaussian location-scale head on the condition is trained jointly by likelihood
-and the denoiser diffuses the standardised residual x0 = (z − loc) / scale of the target
-z = ret_30s / sigma_30s; a draw is z = loc + scale · x0. The head carries the centre and the
-width, the diffusion the shape around them (tails, skew, the price grid's lumps), so the model
-starts where a likelihood head ends. "direct" diffuses z itself. Training encodes each window
-once and draws K noise levels for it; sampling encodes once and pushes all samples of all
-windows through the denoiser as one batch.
+The model diffuses one scalar per window, or with `ModelConfig.path_horizons` a vector of H
+standardised cumulative log returns (a path; `forecast.to_path_target`). With the default
+"residual" parameterisation (seed appendix A.3) a Gaussian location-scale head on the condition
+is trained jointly by likelihood and the denoiser diffuses the standardised residual
+x0 = (z − loc) / scale of the target z = ret_30s / sigma_30s; a draw is z = loc + scale · x0.
+The head carries the centre and the width, the diffusion the shape around them (tails, skew,
+the price grid's lumps), so the model starts where a likelihood head ends. "direct" diffuses z
+itself. Training encodes each window once and draws K noise levels for it; sampling encodes
+once and pushes all samples of all windows through the denoiser as one batch. Shapes below:
+C = `config.target_dim` (1 for the scalar target, H for a path).
 """
 
 from __future__ import annotations
@@ -30,23 +32,27 @@ LOG_SCALE_RANGE = (-7.0, 5.0)
 class Location(NamedTuple):
     """Per-window centre and width of the diffused residual, in target (z) units."""
 
-    loc: torch.Tensor  # [B, 1]
-    scale: torch.Tensor  # [B, 1] > 0
+    loc: torch.Tensor  # [B, C]
+    scale: torch.Tensor  # [B, C] > 0
 
 
 class LocationScaleHead(nn.Module):
-    """Condition `[B, D]` -> Gaussian `Location` of z; starts at loc 0, scale 1 (identity)."""
+    """Condition `[B, D]` -> Gaussian `Location` of z (one loc and scale per target dimension,
+    C = `dim`); starts at loc 0, scale 1 (identity)."""
 
-    def __init__(self, d_model: int) -> None:
+    def __init__(self, d_model: int, dim: int = 1) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, 2))
+        self.dim = dim
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, 2 * dim)
+        )
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, cond: torch.Tensor) -> Location:
-        out = self.mlp(cond).float()  # [..., 2]
-        log_scale = out[..., 1:].clamp(*LOG_SCALE_RANGE)
-        return Location(out[..., :1], log_scale.exp())
+        out = self.mlp(cond).float()  # [..., 2C]
+        log_scale = out[..., self.dim :].clamp(*LOG_SCALE_RANGE)
+        return Location(out[..., : self.dim], log_scale.exp())
 
 
 class DiffusionForecaster(nn.Module):
@@ -60,7 +66,9 @@ class DiffusionForecaster(nn.Module):
         self.denoiser = Denoiser(config)
         self.grid = GridEmbedding(config.d_model) if config.grid_condition else None
         self.location_scale = (
-            LocationScaleHead(config.d_model) if config.parameterisation == "residual" else None
+            LocationScaleHead(config.d_model, config.target_dim)
+            if config.parameterisation == "residual"
+            else None
         )
         schedule = make_schedule(config.schedule, config.T)  # float64
         self.register_buffer("sqrt_alphas_cumprod", schedule.sqrt_alphas_cumprod.float())
@@ -76,7 +84,7 @@ class DiffusionForecaster(nn.Module):
     def locate(self, cond: torch.Tensor) -> Location:
         """Centre and width of the diffused residual: the head's, or (0, 1) for "direct"."""
         if self.location_scale is None:
-            ones = torch.ones((*cond.shape[:-1], 1), device=cond.device)
+            ones = torch.ones((*cond.shape[:-1], self.config.target_dim), device=cond.device)
             return Location(torch.zeros_like(ones), ones)
         return self.location_scale(cond)
 
@@ -90,7 +98,7 @@ class DiffusionForecaster(nn.Module):
         return clipped / (snr + 1) if self.config.prediction == "v" else clipped / snr
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """x_t = sqrt(ᾱ_t)·x0 + sqrt(1 − ᾱ_t)·ε (Ho et al. eq. 4); `x0, noise [B, 1]`, `t [B]`."""
+        """x_t = sqrt(ᾱ_t)·x0 + sqrt(1 − ᾱ_t)·ε (Ho et al. eq. 4); `x0, noise [B, C]`, `t [B]`."""
         a = self.sqrt_alphas_cumprod[t][:, None]  # [B, 1]
         b = self.sqrt_one_minus_alphas_cumprod[t][:, None]  # [B, 1]
         return a * x0 + b * noise
@@ -106,7 +114,9 @@ class DiffusionForecaster(nn.Module):
         """Weighted squared error of the v- (or ε-) prediction over K noise levels per window,
         plus (residual parameterisation) `head_loss_weight` × the head's Gaussian NLL of z.
 
-        `batch_x [B, N, F]`, `target_z [B]` (already standardised, see `forecast.to_model_target`).
+        `batch_x [B, N, F]`, `target_z [B]` (already standardised, see `forecast.to_model_target`),
+        or `[B, H]` for a path target (`forecast.to_path_target`): the squared error and the
+        head's NLL are then averaged over the H horizons too.
         The diffused residual uses the head's output without gradient, so the diffusion loss
         cannot shrink its own target by widening the head. In training mode, with probability
         `cfg_dropout` a row's condition is replaced by the null condition (in eval mode, e.g. a
@@ -117,31 +127,36 @@ class DiffusionForecaster(nn.Module):
         device = batch_x.device
         rows = len(batch_x) * k_noise
         cond = self.encode(batch_x, grid)  # [B, D]
-        z = target_z.float()[:, None]  # [B, 1] float32 under AMP too
-        loc, scale = self.locate(cond)  # [B, 1] each
+        z = target_z.float().reshape(len(target_z), -1)  # [B, C] float32 under AMP too
+        if z.shape[1] != self.config.target_dim:
+            raise ValueError(
+                f"target of shape {list(target_z.shape)} for a model of {self.config.target_dim} "
+                "target dimension(s) (ModelConfig.path_horizons)"
+            )
+        loc, scale = self.locate(cond)  # [B, C] each
         head_nll = torch.zeros((), device=device)
         if self.location_scale is not None:  # Gaussian NLL of z, up to a constant
             head_nll = (0.5 * ((z - loc) / scale) ** 2 + scale.log()).mean()
-        residual = (z - loc.detach()) / scale.detach()  # [B, 1]
+        residual = (z - loc.detach()) / scale.detach()  # [B, C]
         cond = cond.repeat_interleave(k_noise, dim=0)  # [B*K, D]
-        x0 = residual.repeat_interleave(k_noise, dim=0)  # [B*K, 1]
+        x0 = residual.repeat_interleave(k_noise, dim=0)  # [B*K, C]
         # 1. t ~ Uniform{0, …, T−1}, ε ~ N(0, 1) (Ho et al. Algorithm 1)
         source = generator.device if generator is not None else device
         t = torch.randint(0, self.config.T, (rows,), generator=generator, device=source).to(device)
-        noise = randn_tensor((rows, 1), generator, device)  # [B*K, 1]
+        noise = randn_tensor((rows, z.shape[1]), generator, device)  # [B*K, C]
         drop = torch.rand(rows, generator=generator, device=source).to(device)
         drop = (drop < self.config.cfg_dropout) & self.training  # [B*K] bool, none in eval
         # 2. x_t = sqrt(ᾱ_t)·x0 + sqrt(1 − ᾱ_t)·ε
-        x_t = self.q_sample(x0, t, noise)  # [B*K, 1]
+        x_t = self.q_sample(x0, t, noise)  # [B*K, C]
         # 3. regress ε, or v = sqrt(ᾱ_t)·ε − sqrt(1 − ᾱ_t)·x0 (Salimans & Ho 2022)
         if self.config.prediction == "eps":
             target = noise
         else:
             a = self.sqrt_alphas_cumprod[t][:, None]
             b = self.sqrt_one_minus_alphas_cumprod[t][:, None]
-            target = a * noise - b * x0  # [B*K, 1]
-        prediction = self.denoiser(x_t, t, cond, drop)  # [B*K, 1]
-        squared = (prediction.float() - target.float()) ** 2  # [B*K, 1]
+            target = a * noise - b * x0  # [B*K, C]
+        prediction = self.denoiser(x_t, t, cond, drop)  # [B*K, C]
+        squared = (prediction.float() - target.float()) ** 2  # [B*K, C]
         diffusion = (self.timestep_weight(t) * squared).mean()
         return diffusion + self.config.head_loss_weight * head_nll
 
@@ -176,10 +191,44 @@ class DiffusionForecaster(nn.Module):
         """Draws of the standardised target z for each window: `[B, N, F] -> [B, n_samples]`.
 
         Runs in eval mode (dropout off) and restores the previous mode. `n_samples` and
-        `guidance_weight` default to the sampler's and the model's configuration.
+        `guidance_weight` default to the sampler's and the model's configuration. A path model
+        draws with `sample_paths` instead.
         """
+        if self.config.path_horizons:
+            raise ValueError("this model has a path target: draw [B, S, H] with sample_paths")
         sampler_config = sampler_config or SamplerConfig()
         n_samples = sampler_config.n_samples if n_samples is None else n_samples
+        draws = self._draw(x, n_samples, sampler_config, generator, guidance_weight, grid)
+        return draws.view(len(x), n_samples)  # [B, S]
+
+    @torch.no_grad()
+    def sample_paths(
+        self,
+        x: torch.Tensor,
+        n_samples: int | None = None,
+        sampler_config: SamplerConfig | None = None,
+        generator: torch.Generator | None = None,
+        guidance_weight: float | None = None,
+        grid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Draws of the standardised path (`forecast.to_path_target`) of each window:
+        `[B, N, F] -> [B, n_samples, H]`, H = len(`config.path_horizons`); as `sample`."""
+        if not self.config.path_horizons:
+            raise ValueError("this model has the scalar 30 s target: draw [B, S] with sample")
+        sampler_config = sampler_config or SamplerConfig()
+        n_samples = sampler_config.n_samples if n_samples is None else n_samples
+        return self._draw(x, n_samples, sampler_config, generator, guidance_weight, grid)
+
+    def _draw(
+        self,
+        x: torch.Tensor,
+        n_samples: int,
+        sampler_config: SamplerConfig,
+        generator: torch.Generator | None,
+        guidance_weight: float | None,
+        grid: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The sampling loop: `[B, N, F] -> [B, n_samples, C]` draws of z = loc + scale·x0."""
         if n_samples < 1:
             raise ValueError(f"n_samples must be at least 1, got {n_samples}")
         weight = self.config.guidance_weight if guidance_weight is None else guidance_weight
@@ -195,17 +244,18 @@ class DiffusionForecaster(nn.Module):
         autocast = torch.autocast(
             x.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
         )
+        shape = (len(x), n_samples, self.config.target_dim)
         try:
             with autocast:
                 # each window encoded once; its context is shared by its samples (broadcast)
                 cond = self.encode(x, grid)[:, None, :]  # [B, 1, D]
-                loc, scale = self.locate(cond)  # [B, 1, 1] each, float32
-            sample = randn_tensor((len(x), n_samples, 1), generator, x.device)  # [B, S, 1] x_T
+                loc, scale = self.locate(cond)  # [B, 1, C] each, float32
+            sample = randn_tensor(shape, generator, x.device)  # [B, S, C] x_T
             for t in scheduler.timesteps.tolist():
                 t_rows = torch.full((len(x), 1), t, device=x.device, dtype=torch.long)  # [B, 1]
                 with autocast:
-                    output = self.guided_output(sample, t_rows, cond, weight)  # [B, S, 1]
+                    output = self.guided_output(sample, t_rows, cond, weight)  # [B, S, C]
                 sample = scheduler.step(output.float(), t, sample, generator).prev_sample
         finally:
             self.train(was_training)
-        return (loc + scale * sample).view(len(x), n_samples)  # [B, S] z = loc + scale·x0
+        return loc + scale * sample  # [B, S, C] z = loc + scale·x0

@@ -5,6 +5,13 @@ are snapped to the grid by default, `round(P_t·(1 + r) / tick)·tick / P_t − 
 price P_t itself taken to the nearest tick; the continuous forecast is kept alongside. Training
 targets are dequantised (uniform noise within ±½ tick in price space) so that the model learns a
 density rather than the grid's spikes.
+
+A path model (`ModelConfig.path_horizons`) diffuses cumulative LOG returns r_h = log(P_t+h / P_t),
+each divided by `target_scale · sqrt(h / HORIZON_S)` (`to_path_target`); its draws come back as
+`PathForecast`s with the price of every horizon on the grid (`forecast_paths`), and `forecast`
+gives its 30 s end point as the scalar model's simple-return `Forecast` (what validation, the
+spread factor and `ModelBundle.predict` read). The scalar target stays a simple return:
+at h = 30 s the path is log1p(ret_30s).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from diffstock_ml.market import TICK
+from diffstock_ml.market import HORIZON_S, TICK
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.model.diffusion import DiffusionForecaster
 
@@ -142,11 +149,88 @@ def forecast(
     sampler_config: SamplerConfig | None = None,
     generator: torch.Generator | None = None,
 ) -> Forecast:
-    """Sample the model for windows `x [B, N, F]` and express the draws in returns."""
+    """Sample the model for windows `x [B, N, F]` and express the draws in returns; for a path
+    model, the 30 s end point of its paths as a simple return (snapped as the scalar's)."""
     sampler_config = sampler_config or SamplerConfig()
+    if model.config.path_horizons:
+        paths = forecast_paths(model, x, sigma, close, sampler_config, generator)
+        end = torch.expm1(paths.continuous[..., -1])  # [B, S] simple return at HORIZON_S
+        if not sampler_config.snap_to_tick:
+            return Forecast(end, end)
+        return Forecast(snap_to_grid(end, close, sampler_config.tick), end)
     grid = grid_in_target_units(close, sigma, model.config, sampler_config.tick)  # [B]
     z = model.sample(x, sampler_config.n_samples, sampler_config, generator, grid=grid)  # [B, S]
     continuous = to_returns(z, target_scale(sigma, model.config), close, snap=False)
     if not sampler_config.snap_to_tick:
         return Forecast(continuous, continuous)
     return Forecast(snap_to_grid(continuous, close, sampler_config.tick), continuous)
+
+
+def horizon_scale(config: ModelConfig, device: torch.device | str = "cpu") -> torch.Tensor:
+    """`[H]` float64 sqrt(h / HORIZON_S) of the path horizons: a random walk's standard deviation
+    at h in units of the 30 s one, so every standardised horizon is O(1)."""
+    horizons = torch.tensor(config.path_horizons, dtype=F64, device=device)
+    return torch.sqrt(horizons / HORIZON_S)
+
+
+def path_scale(sigma: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """`[B, H]` float64 return units of each horizon: `target_scale` · sqrt(h / HORIZON_S)."""
+    return target_scale(sigma, config)[:, None] * horizon_scale(config, sigma.device)[None, :]
+
+
+def to_path_target(paths: torch.Tensor, sigma: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """The float32 training target `[B, H]` of a path model: log-return paths `[B, H]` (the
+    loader's `Batch.path`) divided by `path_scale`."""
+    return (paths.to(F64) / path_scale(sigma, config)).float()
+
+
+def dequantise_paths(
+    paths: torch.Tensor,
+    close: torch.Tensor,
+    tick: float = TICK,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Log-return paths `[B, H]` with each future price moved by its own U(−½, ½) tick, the
+    path form of `dequantise`: r' = log(exp(r) + u·tick / P_t) (same dtype/device)."""
+    source = generator.device if generator is not None else paths.device
+    u = torch.rand(paths.shape, generator=generator, device=source, dtype=F64).to(paths.device)
+    price_noise = (u - 0.5) * tick / close.to(F64)[:, None]  # [B, H] in units of P_t
+    return torch.log(torch.exp(paths.to(F64)) + price_noise).to(paths.dtype)
+
+
+def snap_path_returns(paths: torch.Tensor, close: torch.Tensor, tick: float) -> torch.Tensor:
+    """Log-return paths `[B, S, H]` with the price `P_t·exp(r)` on the grid at every horizon:
+    `snap_to_grid` of the simple returns (as `paths.baselines.snap_paths`), float64."""
+    b, s, h = paths.shape
+    simple = snap_to_grid(torch.expm1(paths.to(F64)).reshape(b, s * h), close, tick)
+    return torch.log1p(simple).reshape(b, s, h)
+
+
+@dataclass(frozen=True)
+class PathForecast:
+    """Sampled paths: cumulative log returns `[B, S, H]` at `horizons`, snapped if asked."""
+
+    samples: torch.Tensor  # [B, S, H] float64, price on the grid at every horizon
+    continuous: torch.Tensor  # [B, S, H] float64 before snapping
+    horizons: tuple[int, ...]
+
+
+def forecast_paths(
+    model: DiffusionForecaster,
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    close: torch.Tensor,
+    sampler_config: SamplerConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> PathForecast:
+    """Sample a path model for windows `x [B, N, F]`: paths in log returns, snapped at every
+    horizon when the sampler snaps."""
+    sampler_config = sampler_config or SamplerConfig()
+    grid = grid_in_target_units(close, sigma, model.config, sampler_config.tick)  # [B]
+    z = model.sample_paths(x, sampler_config.n_samples, sampler_config, generator, grid=grid)
+    continuous = z.to(F64) * path_scale(sigma, model.config)[:, None, :]  # [B, S, H]
+    horizons = model.config.path_horizons
+    if not sampler_config.snap_to_tick:
+        return PathForecast(continuous, continuous, horizons)
+    snapped = snap_path_returns(continuous, close, sampler_config.tick)
+    return PathForecast(snapped, continuous, horizons)

@@ -6,8 +6,10 @@
 - `metrics`: energy and variogram scores, CRPS per horizon, touch probabilities and the VaR of
   the maximum adverse excursion, as one tidy table per model.
 - `plots`: a fan of sample paths and CRPS by horizon.
+- `diffusion`: `PathDiffusion`, a diffusion model trained with the path target
+  (`ModelConfig.path_horizons`) as a path baseline, so its paths are scored beside theirs.
 
-Not here yet: the diffusion model's path target, the assets and report, and serving.
+Not here yet: the assets and report, and serving.
 """
 
 from diffstock_ml.paths.baselines import (
@@ -19,6 +21,7 @@ from diffstock_ml.paths.baselines import (
     PathDraws,
     snap_paths,
 )
+from diffstock_ml.paths.diffusion import PathDiffusion
 from diffstock_ml.paths.metrics import (
     PathMetricsConfig,
     path_metrics,
@@ -34,6 +37,7 @@ __all__ = [
     "GarchTPaths",
     "OraclePaths",
     "PathBaseline",
+    "PathDiffusion",
     "PathDraws",
     "PathMetricsConfig",
     "path_metrics",

@@ -20,10 +20,16 @@ from typing import Protocol
 
 import torch
 
-from diffstock_ml.batches import Normaliser, WindowLoader
+from diffstock_ml.batches import Batch, Normaliser, WindowLoader
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.model.diffusion import DiffusionForecaster
-from diffstock_ml.model.forecast import dequantise, grid_in_target_units, to_model_target
+from diffstock_ml.model.forecast import (
+    dequantise,
+    dequantise_paths,
+    grid_in_target_units,
+    to_model_target,
+    to_path_target,
+)
 from diffstock_ml.train.checkpoint import (
     BEST,
     LATEST,
@@ -157,9 +163,14 @@ class _Training:
             device=device,
             drop_last=True,
             shard=(self.rank, self.world),
+            path_horizons=model_config.path_horizons,
         )
         self.val_loader = WindowLoader(
-            val_days, batch_size=config.batch_size, normaliser=normaliser, device=device
+            val_days,
+            batch_size=config.batch_size,
+            normaliser=normaliser,
+            device=device,
+            path_horizons=model_config.path_horizons,
         )
         self.val_anchors = fixed_subset(self.val_loader, config.val_windows, config.seed)
         self.sampler = SamplerConfig(steps=config.val_steps, n_samples=config.val_samples)
@@ -251,12 +262,7 @@ class _Training:
                 batch = next(batches)
             state.batch_in_epoch += 1
             # 2. dequantised, standardised target; K noise levels per encoded window
-            target = (
-                dequantise(batch.target, batch.close, generator=self.generator)
-                if config.dequantise
-                else batch.target
-            )
-            z = to_model_target(target, batch.sigma, self.model_config)
+            z = self.model_target(batch)
             grid = grid_in_target_units(batch.close, batch.sigma, self.model_config)
             with self.autocast:
                 loss = self.network(batch.x, z, config.k_noise, self.generator, grid)
@@ -270,6 +276,22 @@ class _Training:
         self.ema.update_parameters(self.model)
         state.step += 1
         return batches, loss_sum, grad_norm
+
+    def model_target(self, batch: Batch) -> torch.Tensor:
+        """The diffused target of a batch, dequantised if configured: z `[B]` of the 30 s
+        return, or `[B, H]` of the path (`to_path_target`) for a path model."""
+        dequantised = self.config.dequantise
+        if self.model_config.path_horizons:
+            paths = batch.path
+            if dequantised:
+                paths = dequantise_paths(paths, batch.close, generator=self.generator)
+            return to_path_target(paths, batch.sigma, self.model_config)
+        target = (
+            dequantise(batch.target, batch.close, generator=self.generator)
+            if dequantised
+            else batch.target
+        )
+        return to_model_target(target, batch.sigma, self.model_config)
 
     def validate(self) -> None:
         """Score the EMA model on the fixed validation anchors; keep it as `best.pt` if it is

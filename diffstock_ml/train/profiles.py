@@ -1,7 +1,8 @@
 """Named profiles: split sizes, model and training settings that belong together.
 
 `demo` trains in minutes on a 2-core CPU on the demo market, `full` is sized for one GPU and the
-seed plan's 54 symbols x 40 days, `tiny` is for tests.
+seed plan's 54 symbols x 40 days, `tiny` is for tests. `demo_paths` is `demo` with the path
+target: the model diffuses the whole 1..30 s path (`ModelConfig.path_horizons = HORIZONS`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from diffstock_ml.market import HORIZON_S
 from diffstock_ml.model.config import ModelConfig
 from diffstock_ml.train.config import TrainConfig
 
@@ -123,7 +125,14 @@ _SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {
     ),
 }
 
-_SPLITS = {"tiny": (1, 1, 1), "demo": (6, 2, 2), "full": (30, 5, 5)}
+# the demo model with the path target: every second 1..30 (what `paths.path_metrics_table`
+# scores; the extra width is two small layers of the denoiser, docs/paths.md)
+_SETTINGS["demo_paths"] = (
+    dataclasses.replace(_SETTINGS["demo"][0], path_horizons=tuple(range(1, HORIZON_S + 1))),
+    _SETTINGS["demo"][1],
+)
+
+_SPLITS = {"tiny": (1, 1, 1), "demo": (6, 2, 2), "full": (30, 5, 5), "demo_paths": (6, 2, 2)}
 
 PROFILES: dict[str, Profile] = {
     name: Profile(name, *_SPLITS[name], *settings) for name, settings in _SETTINGS.items()
