@@ -18,6 +18,7 @@ point as a simple return.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,25 +69,10 @@ class ModelBundle:
 
         Raw draws by default; with `calibrated`, spread by the bundle's factor (none if raw).
         """
-        device = next(self.model.parameters()).device
         x, sigma, close = self._inputs(x, sigma, close)
         sampler = self._sampler(n_samples)
-        generator = torch.Generator(device=device).manual_seed(seed)
-        samples, continuous = [], []
-        for start in range(0, len(x), chunk):
-            part = slice(start, start + chunk)
-            windows = self.normaliser.apply(x[part].to(device, torch.float32))
-            result = forecast(
-                self.model,
-                windows,
-                sigma[part].to(device),
-                close[part].to(device),
-                sampler,
-                generator,
-            )
-            samples.append(result.samples.cpu())
-            continuous.append(result.continuous.cpu())
-        result = Forecast(torch.cat(samples), torch.cat(continuous))
+        samples, continuous = self._chunked(forecast, x, sigma, close, sampler, seed, chunk)
+        result = Forecast(samples, continuous)
         if calibrated and self.spread_factor is not None:
             return apply_spread_factor(result, self.spread_factor, close.cpu(), sampler)
         return result
@@ -106,15 +92,31 @@ class ModelBundle:
         """
         if not self.model.config.path_horizons:
             raise ValueError("this bundle's model forecasts the 30 s return only: no paths")
-        device = next(self.model.parameters()).device
         x, sigma, close = self._inputs(x, sigma, close)
         sampler = self._sampler(n_samples)
+        samples, continuous = self._chunked(forecast_paths, x, sigma, close, sampler, seed, chunk)
+        horizons = self.model.config.path_horizons
+        return PathForecast(samples, continuous, horizons)
+
+    def _chunked(
+        self,
+        draw: Callable[..., Forecast | PathForecast],
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        close: torch.Tensor,
+        sampler: SamplerConfig,
+        seed: int,
+        chunk: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`draw` (`forecast` or `forecast_paths`) over `chunk` windows at a time, one generator
+        for all chunks; (snapped samples, continuous draws) concatenated on the CPU."""
+        device = next(self.model.parameters()).device
         generator = torch.Generator(device=device).manual_seed(seed)
         samples, continuous = [], []
         for start in range(0, len(x), chunk):
             part = slice(start, start + chunk)
             windows = self.normaliser.apply(x[part].to(device, torch.float32))
-            result = forecast_paths(
+            result = draw(
                 self.model,
                 windows,
                 sigma[part].to(device),
@@ -124,8 +126,7 @@ class ModelBundle:
             )
             samples.append(result.samples.cpu())
             continuous.append(result.continuous.cpu())
-        horizons = self.model.config.path_horizons
-        return PathForecast(torch.cat(samples), torch.cat(continuous), horizons)
+        return torch.cat(samples), torch.cat(continuous)
 
     def _inputs(self, *arrays: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, ...]:
         """`(x, sigma, close)` as tensors, the windows checked against the bundle's shape."""
