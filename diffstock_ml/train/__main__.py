@@ -24,7 +24,7 @@ from diffstock_ml.device import select_device
 from diffstock_ml.splits import fit_normaliser, split_days
 from diffstock_ml.train.loop import EvalMetrics, StepMetrics, train
 from diffstock_ml.train.profiles import PROFILES
-from diffstock_ml.windows import load_day_arrays
+from diffstock_ml.windows import META_FILE, DayArrays, load_day_arrays
 
 
 class PrintCallback:
@@ -64,11 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int)
     args = parser.parse_args(argv)
 
-    device = _setup_distributed(args.device)
-    arrays = {folder.name: load_day_arrays(folder) for folder in args.windows}
     profile = PROFILES[args.profile]
     split = args.split or (profile.train_days, profile.val_days, profile.test_days)
+    try:
+        arrays = load_window_folders(args.windows, split, args.profile)
+    except CommandError as error:  # one line a person can act on, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     splits = split_days(list(arrays), *split)
+    device = _setup_distributed(args.device)
     model_config, train_config = profile.model, profile.train
     if args.max_steps:
         train_config = dataclasses.replace(train_config, max_steps=args.max_steps)
@@ -100,6 +104,39 @@ def main(argv: list[str] | None = None) -> int:
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return 0
+
+
+class CommandError(Exception):
+    """A problem with the command's arguments, printed as one line."""
+
+
+def load_window_folders(
+    folders: list[Path], split: tuple[int, int, int], profile: str
+) -> dict[str, DayArrays]:
+    """The days of `folders` by name, checked before any work: each must be a day folder the
+    `windows` asset wrote, and there must be exactly as many as `split` needs."""
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise CommandError(
+            f"{len(missing)} window folder(s) do not exist: {', '.join(missing[:3])}; pass day "
+            "folders written by the `windows` asset (e.g. data/lake/windows/2025*)"
+        )
+    unbuilt = [str(f) for f in folders if not (f / META_FILE).is_file()]
+    if unbuilt:
+        raise CommandError(
+            f"{len(unbuilt)} folder(s) hold no {META_FILE}: {', '.join(unbuilt[:3])}; pass day "
+            "folders written by the `windows` asset (materialise `windows` for those days first)"
+        )
+    names = sorted({f.name for f in folders})
+    needed = sum(split)
+    if len(names) != len(folders) or len(names) != needed:
+        train_days, val_days, test_days = split
+        raise CommandError(
+            f"found {len(names)} distinct day folder(s) ({names[0]}…{names[-1]}), but the split "
+            f"{train_days}/{val_days}/{test_days} ({profile} profile unless --split) needs "
+            f"exactly {needed}; pass {needed} day folders or set --split TRAIN VAL TEST"
+        )
+    return {folder.name: load_day_arrays(folder) for folder in folders}
 
 
 def _setup_distributed(preference: str) -> torch.device:

@@ -1,5 +1,8 @@
 """A researcher's own data: any history since 2000, any number of sessions, clear errors."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -113,3 +116,19 @@ def test_the_main_command_says_how_many_sessions_it_found_and_needs(
 def test_a_bad_split_stops_the_main_command_in_one_line(monkeypatch, tmp_path, capsys) -> None:
     code, _, err = _main(monkeypatch, tmp_path, capsys, DIFFSTOCK_SPLIT="10")
     assert code == 2 and err.startswith("error: DIFFSTOCK_SPLIT: ") and err.count("\n") == 1
+
+
+def test_the_main_command_prints_only_that_line_from_a_fresh_interpreter(tmp_path: Path) -> None:
+    """As a person runs it: no import-time warnings (Dagster's beta notice on
+    `backfill_policy`) and no traceback around the one line."""
+    env = {**os.environ, "DIFFSTOCK_RAW": str(tmp_path / "nope"), "DIFFSTOCK_DATA": str(tmp_path)}
+    env.pop("PYTHONWARNINGS", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster_project.demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: the raw folder ") and done.stderr.count("\n") == 1
