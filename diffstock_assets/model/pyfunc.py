@@ -13,6 +13,13 @@ and `params` may hold `n_samples` (default: the bundle's sampler), `seed` (defau
 `calibrated`: the factor applied to every window's spread (fitted on the training days, as in
 `forecasts`) and whether the bundle carried one (false: raw draws, factor 1).
 
+A path model (`ModelConfig.path_horizons`, e.g. the `demo_paths` profile) answers from one draw
+of whole paths: `path_horizons [H]` (seconds after the anchor), `path_quantiles [B, H, 9]` of
+the cumulative log return at each horizon (the price on the grid at every one) and, with
+`return_samples`, `paths [B, n_samples, H]`; its `quantiles`, `mean`, `std` and `samples` are
+those of the same paths' 30 s end point as a simple return. The spread factor scales every
+horizon's deviations from its median.
+
 Over HTTP (`mlflow models serve -m models:/NAME/VERSION --env-manager local`), POST to
 `/invocations` with `Content-Type: application/json`:
 
@@ -54,6 +61,7 @@ import diffstock_ml
 from diffstock_ml.device import select_device
 from diffstock_ml.evaluation.quantiles import QUANTILE_LEVELS
 from diffstock_ml.model.bundle import ModelBundle, load_bundle
+from diffstock_ml.model.forecast import Forecast, PathForecast
 
 INPUTS = ("x", "sigma", "close")
 # What the served model imports (diffstock_ml itself travels as code): pinned to this environment.
@@ -138,16 +146,17 @@ class DiffusionPyfunc(mlflow.pyfunc.PythonModel):
         model_input,  # dict[str, np.ndarray]: see the module docstring
         params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Quantiles, mean and std (and samples if asked) of the 30 s return of each window."""
+        """Quantiles, mean and std (and samples if asked) of the 30 s return of each window;
+        of the whole path too for a path model."""
         request = parse_request(model_input, params, self.bundle)
-        result = self.bundle.predict(
-            request.x,
-            request.sigma,
-            request.close,
-            n_samples=request.n_samples,
-            seed=request.seed,
-            calibrated=True,
-        )
+        sampling = {"n_samples": request.n_samples, "seed": request.seed, "calibrated": True}
+        inputs = (request.x, request.sigma, request.close)
+        if self.bundle.model.config.path_horizons:
+            paths = self.bundle.sample_paths(*inputs, **sampling)
+            # the 30 s end point as a simple return: on the price grid, as the paths are
+            result = Forecast(torch.expm1(paths.samples[..., -1]))
+        else:
+            result = self.bundle.predict(*inputs, **sampling)
         out: dict[str, Any] = {
             "quantiles": result.quantiles(QUANTILE_LEVELS).numpy(),
             "mean": result.mean().numpy(),
@@ -155,9 +164,25 @@ class DiffusionPyfunc(mlflow.pyfunc.PythonModel):
         }
         if request.return_samples:
             out["samples"] = result.samples.numpy()
+        if self.bundle.model.config.path_horizons:
+            out.update(path_outputs(paths, request.return_samples))
         out["spread_factor"] = self.bundle.spread_factor or 1.0
         out["calibrated"] = self.bundle.calibrated
         return out
+
+
+def path_outputs(paths: PathForecast, return_samples: bool) -> dict[str, np.ndarray]:
+    """`path_horizons [H]`, `path_quantiles [B, H, 9]` at `QUANTILE_LEVELS` and, if asked,
+    `paths [B, S, H]` (cumulative log returns, the price on the grid at every horizon)."""
+    b, s, h = paths.samples.shape
+    by_horizon = Forecast(paths.samples.permute(0, 2, 1).reshape(b * h, s))
+    out = {
+        "path_horizons": np.asarray(paths.horizons, dtype=np.int64),
+        "path_quantiles": by_horizon.quantiles(QUANTILE_LEVELS).reshape(b, h, -1).numpy(),
+    }
+    if return_samples:
+        out["paths"] = paths.samples.numpy()
+    return out
 
 
 def torch_threads(model_config: Mapping[str, Any]) -> int | None:
@@ -301,6 +326,10 @@ def model_signature(bundle: ModelBundle) -> ModelSignature:
                 TensorSpec(f64, (-1,), "mean"),
                 TensorSpec(f64, (-1,), "std"),
                 TensorSpec(f64, (-1, -1), "samples"),  # only with return_samples
+                # path models only: per-horizon quantiles, the horizons, the paths if asked
+                TensorSpec(f64, (-1, -1, len(QUANTILE_LEVELS)), "path_quantiles"),
+                TensorSpec(np.dtype(np.int64), (-1,), "path_horizons"),
+                TensorSpec(f64, (-1, -1, -1), "paths"),
                 TensorSpec(f64, (), "spread_factor"),
                 TensorSpec(np.dtype(np.bool_), (), "calibrated"),
             ]
@@ -329,6 +358,7 @@ def model_metadata(bundle: ModelBundle, limits: Limits = LIMITS) -> dict[str, An
         "feature_names": list(bundle.feature_names),
         "window_length": n,
         "sampler": dataclasses.asdict(bundle.sampler),
+        "path_horizons": list(bundle.model.config.path_horizons),  # empty: a 30 s model
         "spread_factor": bundle.spread_factor or 1.0,
         "calibrated": bundle.calibrated,
     }

@@ -31,6 +31,7 @@ from diffstock_ml.model.diffusion import DiffusionForecaster
 from diffstock_ml.model.forecast import (
     Forecast,
     PathForecast,
+    apply_path_spread_factor,
     apply_spread_factor,
     forecast,
     forecast_paths,
@@ -86,17 +87,22 @@ class ModelBundle:
         n_samples: int | None = None,
         seed: int = 0,
         chunk: int = 256,
+        calibrated: bool = False,
     ) -> PathForecast:
-        """Raw path draws `[B, S, H]` (cumulative log returns at `model.config.path_horizons`,
-        the price on the grid at every horizon) for raw windows `x [B, N, F]`; path models only.
+        """Path draws `[B, S, H]` (cumulative log returns at `model.config.path_horizons`, the
+        price on the grid at every horizon) for raw windows `x [B, N, F]`; path models only.
+        Raw draws, unless `calibrated`: then the bundle's spread factor (if it carries one)
+        scales every horizon's deviations from its median, as `predict` does the end point's.
         """
         if not self.model.config.path_horizons:
             raise ValueError("this bundle's model forecasts the 30 s return only: no paths")
         x, sigma, close = self._inputs(x, sigma, close)
         sampler = self._sampler(n_samples)
         samples, continuous = self._chunked(forecast_paths, x, sigma, close, sampler, seed, chunk)
-        horizons = self.model.config.path_horizons
-        return PathForecast(samples, continuous, horizons)
+        result = PathForecast(samples, continuous, self.model.config.path_horizons)
+        if calibrated and self.spread_factor is not None:
+            return apply_path_spread_factor(result, self.spread_factor, close.cpu(), sampler)
+        return result
 
     def _chunked(
         self,

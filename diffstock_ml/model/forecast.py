@@ -141,6 +141,22 @@ def apply_spread_factor(
     return Forecast(snap_to_grid(spread, close, sampler_config.tick), spread)
 
 
+def apply_path_spread_factor(
+    result: PathForecast, factor: float, close: torch.Tensor, sampler_config: SamplerConfig
+) -> PathForecast:
+    """`apply_spread_factor` for paths: at every horizon, the deviations of a window's
+    continuous draws from their median times `factor`, re-snapped at every horizon (as
+    `paths.PathDiffusion` scores them). A factor of 1 changes nothing."""
+    if factor == 1.0:
+        return result
+    center = result.continuous.quantile(0.5, dim=1, keepdim=True)  # [B, 1, H]
+    spread = center + factor * (result.continuous - center)  # [B, S, H]
+    if not sampler_config.snap_to_tick:
+        return PathForecast(spread, spread, result.horizons)
+    snapped = snap_path_returns(spread, close, sampler_config.tick)
+    return PathForecast(snapped, spread, result.horizons)
+
+
 def forecast(
     model: DiffusionForecaster,
     x: torch.Tensor,

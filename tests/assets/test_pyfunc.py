@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -142,6 +144,58 @@ def test_the_bundles_spread_factor_is_applied_and_a_raw_bundle_says_so(tmp_path:
     np.testing.assert_allclose(spread["quantiles"][:, 4], raw["quantiles"][:, 4], atol=1e-4)
 
 
+PATH_NAME = "diffstock-tiny-paths"
+HORIZONS = (10, 20, 30)
+
+
+@pytest.fixture(scope="module")
+def path_model(store: MLflowResource, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Version 1 of `PATH_NAME` in the store: a tiny path model (10, 20, 30 s), spread by 1.5."""
+    config = dataclasses.replace(CONFIG, path_horizons=HORIZONS)
+    torch.manual_seed(0)
+    bundle = save_bundle(
+        tmp_path_factory.mktemp("paths") / "paths.pt",
+        config,
+        DiffusionForecaster(config, n_features=F).state_dict(),
+        Normaliser((0.0,) * F, (1.0,) * F),
+        tuple(f"feature_{i}" for i in range(F)),
+        N,
+        SamplerConfig(steps=5, n_samples=16),
+        SPREAD,
+    )
+    with store.start_run("path pyfunc test"):
+        info = log_diffusion_model(bundle, PATH_NAME)
+    return f"models:/{PATH_NAME}/{info.registered_model_version}"
+
+
+def test_a_path_model_returns_its_paths_through_the_registry(path_model: str) -> None:
+    """A path bundle, logged and loaded back as a pyfunc: per-horizon quantiles of paths on the
+    price grid at every horizon, whose 30 s end point is the scalar answer."""
+    horizons = HORIZONS
+    model = mlflow.pyfunc.load_model(path_model)
+    assert model.metadata.metadata["path_horizons"] == list(horizons)
+    params = {"n_samples": 400, "seed": 3, "return_samples": True}
+    out = model.predict(windows(), params)
+
+    assert out["path_horizons"].tolist() == list(horizons)
+    paths, quantiles = out["paths"], out["path_quantiles"]
+    assert paths.shape == (len(CLOSE), 400, len(horizons))
+    assert quantiles.shape == (len(CLOSE), len(horizons), len(QUANTILE_LEVELS))
+    assert (np.diff(quantiles, axis=-1) >= 0).all()
+    prices = CLOSE[:, None, None] * np.exp(paths)  # on the $0.01 grid at every horizon
+    np.testing.assert_allclose(prices, np.round(prices, 2), atol=1e-6)
+    np.testing.assert_allclose(out["samples"], np.expm1(paths[..., -1]))  # the end point
+    np.testing.assert_allclose(
+        quantiles[:, -1, 4], np.quantile(paths[..., -1], 0.5, axis=1), atol=1e-12
+    )
+    assert out["calibrated"] is True and out["spread_factor"] == SPREAD
+    again = model.predict(windows(), params)
+    np.testing.assert_array_equal(again["paths"], paths)  # same seed, same paths
+
+    answer = model.predict(windows(), {"n_samples": 50})  # paths only when asked for
+    assert "paths" not in answer and answer["path_quantiles"].shape[:2] == (3, 3)
+
+
 def test_wrong_inputs_give_clear_errors(store: MLflowResource) -> None:
     model = mlflow.pyfunc.load_model(f"models:/{NAME}/1")
     short = {**windows(), "x": np.zeros((3, N // 2, F), dtype=np.float32)}
@@ -218,23 +272,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(store: MLflowResource, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The registered model served on a loopback port by 2 workers: its base URL."""
+@contextlib.contextmanager
+def serving(store: MLflowResource, model_uri: str, workers: int, folder: Path) -> Iterator[str]:
+    """`mlflow models serve` of `model_uri` on a loopback port: its base URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    log_path = folder / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "mlflow", "models", "serve"),
-                *("-m", f"models:/{NAME}/1", "--env-manager", "local"),
+                *("-m", model_uri, "--env-manager", "local"),
                 *("-h", "127.0.0.1", "-p", str(port)),
             ],
             env={
                 **os.environ,
                 "MLFLOW_TRACKING_URI": store.tracking_uri,
-                "MLFLOW_MODELS_WORKERS": "2",
+                "MLFLOW_MODELS_WORKERS": str(workers),
             },
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -250,6 +304,13 @@ def server(store: MLflowResource, tmp_path_factory: pytest.TempPathFactory) -> I
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(store: MLflowResource, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The registered model served on a loopback port by 2 workers: its base URL."""
+    with serving(store, f"models:/{NAME}/1", 2, tmp_path_factory.mktemp("serve")) as url:
+        yield url
 
 
 def post(url: str, body: dict) -> tuple[int, dict, float]:
@@ -286,6 +347,21 @@ def test_served_model_answers_one_window_and_a_batch(server: str) -> None:
     assert quantiles.shape == (3, len(QUANTILE_LEVELS))
     assert np.all(np.diff(quantiles, axis=1) >= 0)
     assert np.array(batch["predictions"]["samples"]).shape == (3, 16)
+
+
+@pytest.mark.e2e
+def test_a_served_path_model_answers_with_paths(
+    store: MLflowResource, path_model: str, tmp_path: Path
+) -> None:
+    with serving(store, path_model, 1, tmp_path) as url:
+        status, answer, _ = post(url, body(3, {"seed": 3, "return_samples": True}))
+    assert status == 200
+    predictions = answer["predictions"]
+    assert predictions["path_horizons"] == list(HORIZONS)
+    assert np.array(predictions["path_quantiles"]).shape == (3, 3, len(QUANTILE_LEVELS))
+    paths = np.array(predictions["paths"])
+    assert paths.shape == (3, 16, 3)
+    np.testing.assert_allclose(predictions["samples"], np.expm1(paths[..., -1]))
 
 
 def _with(array: np.ndarray, index: tuple, value: float) -> list:

@@ -20,7 +20,12 @@ from diffstock_ml.model import (
     to_model_target,
     to_path_target,
 )
-from diffstock_ml.model.forecast import dequantise_paths, path_scale
+from diffstock_ml.model.forecast import (
+    PathForecast,
+    apply_path_spread_factor,
+    dequantise_paths,
+    path_scale,
+)
 from diffstock_ml.paths import HORIZONS, snap_paths
 
 B, N, F = 5, 24, 7
@@ -155,3 +160,21 @@ def test_snapping_paths_is_the_path_baselines_snapping() -> None:
     snapped = snap_path_returns(paths, close, TICK)
     np.testing.assert_array_equal(snapped.numpy(), snap_paths(paths.numpy(), close.numpy()))
     assert (snapped == 0).any()  # a move of zero ticks is exactly 0
+
+
+def test_the_path_spread_factor_scales_each_horizon_around_its_median() -> None:
+    """What the served path model applies: deviations from each horizon's median times the
+    factor, the price snapped to the grid at every horizon; a factor of 1 changes nothing."""
+    generator = torch.Generator().manual_seed(0)
+    continuous = torch.randn(4, 201, 3, generator=generator, dtype=torch.float64) * 1e-3
+    close = torch.tensor([100.0, 10.03, 55.55, 7.5], dtype=torch.float64)
+    raw = PathForecast(continuous.clone(), continuous, (10, 20, 30))
+    sampler = SamplerConfig()
+    assert apply_path_spread_factor(raw, 1.0, close, sampler) is raw
+
+    wider = apply_path_spread_factor(raw, 2.0, close, sampler)
+    median = continuous.median(dim=1, keepdim=True).values  # odd count: the middle draw
+    torch.testing.assert_close(wider.continuous, median + 2.0 * (continuous - median))
+    prices = close[:, None, None] * torch.exp(wider.samples)
+    torch.testing.assert_close(prices, torch.round(prices / TICK) * TICK, rtol=0, atol=1e-9)
+    assert wider.horizons == raw.horizons
