@@ -1,10 +1,18 @@
 """Batches of windows gathered by index from whole-day arrays, and the training-day normaliser.
 
-Each day is loaded once (memory-mapped `.npy`, or moved to the GPU once) and never cut into
-per-window copies: a batch is `x_day[symbol, t-N+1 : t+1]` for B anchors at a time. Each such
-window is one contiguous block of the day array, so a batch is one `index_select` of whole rows
-of an overlapping strided view per day present in the batch, written straight into the batch.
+Every day is held once and never cut into per-window copies: a batch is
+`x_day[symbol, t-N+1 : t+1]` for B anchors at a time. The days' `[S*T, F]` cells lie end to
+end in one store, and each window is one contiguous block of it, so a batch of any mix of days
+is one `index_select` of whole rows of an overlapping strided view, written straight into the
+batch (rows that would span two symbols or days exist in the view but are never selected).
 Shuffling is across days and deterministic for a given seed and epoch.
+
+A single day without a normaliser is the memory-mapped `.npy` itself (zero copy: forecasting
+gathers a few windows of a test day). Otherwise the store is the loader's own copy, read from
+the files (not through the mappings, so the process holds each day once; on the GPU, on the
+device), and a normaliser is applied to it once: every second of a day sits in N windows, so
+that is N times less normalising than doing it per batch, and a batch is a bare gather. The
+values are bit-identical to normalising each batch (the same elementwise float32 operations).
 
 With `path_horizons` the loader also gives each window's path target: the cumulative log
 returns log(close[t + h] / close[t]) of the forward-filled close at those seconds after the
@@ -133,9 +141,7 @@ class WindowLoader:
         self.drop_last = drop_last
         self.device = torch.device(device)
         self.epoch = 0
-        paths = bool(self.path_horizons)
-        self._days = [_DayTensors.from_arrays(day, self.device, self.length, paths) for day in days]
-        self._n_seconds = torch.tensor([day.x.shape[1] for day in days], device=self.device)
+        self._store = _Store.build(days, self.device, self.length, normaliser, self.path_horizons)
         anchors = torch.from_numpy(
             np.concatenate([self._day_anchors(i, day) for i, day in enumerate(days)])
         )  # [A, 3] int32 on the CPU: (day, symbol, second)
@@ -145,7 +151,7 @@ class WindowLoader:
     def _day_anchors(self, index: int, day: DayArrays) -> np.ndarray:
         """`[A, 3]` int32 (day, symbol, second) of the day's anchors (with a path target: those
         whose path is complete)."""
-        anchors = np.asarray(day.anchors)
+        anchors = _private_copy(day.anchors)  # not through the mapping: it is copied below
         if self.path_horizons:
             anchors = anchors[complete_path_anchors(day, max(self.path_horizons))]
         return np.column_stack([np.full(len(anchors), index), anchors]).astype(np.int32)
@@ -171,8 +177,9 @@ class WindowLoader:
             if self.drop_last and len(index) < self.batch_size:
                 break
             batch = self.anchors[index]
-            # order inside a batch does not matter for training: group it by day (cheaper)
-            yield self._gather_sorted(batch[torch.argsort(batch[:, 0], stable=True)].long())
+            # a batch's windows in day order, as the loader has always given them (training's
+            # noise draws follow the order, so results stay reproducible across versions)
+            yield self.gather(batch[torch.argsort(batch[:, 0], stable=True)])
 
     def _order(self, epoch: int) -> torch.Tensor:
         if not self.shuffle:
@@ -181,80 +188,115 @@ class WindowLoader:
         return torch.randperm(len(self.anchors), generator=generator, dtype=torch.int32)
 
     def gather(self, anchors: torch.Tensor) -> Batch:
-        """The batch of the given `[B, 3]` anchors, in their order."""
-        anchors = anchors.long()
-        day_index = anchors[:, 0]
-        by_day = torch.argsort(day_index, stable=True)
-        sorted_batch = self._gather_sorted(anchors[by_day])
-        if torch.equal(by_day, torch.arange(len(anchors))):
-            return sorted_batch
-        back = torch.argsort(by_day).to(self.device)  # undo the sort
-        return Batch(*(None if field is None else field[back] for field in sorted_batch))
-
-    def _gather_sorted(self, anchors: torch.Tensor) -> Batch:
-        """Anchors grouped by day: one block gather per day, written into the batch in place."""
-        days, counts = torch.unique_consecutive(anchors[:, 0], return_counts=True)
-        anchors = anchors.to(self.device)
+        """The batch of the given `[B, 3]` (day, symbol, second) anchors, in their order."""
+        anchors = anchors.to(self.device, torch.long)
+        store = self._store
         day, symbol, second = anchors.unbind(1)
-        cells = symbol * self._n_seconds[day] + second  # flat (symbol, second) within its day
-        n_features = self._days[0].x.shape[-1]
-        x = torch.empty(len(anchors), self.length * n_features, device=self.device)
-        scalars = torch.empty(len(anchors), 3, device=self.device)
-        start = 0
-        for d, count in zip(days.tolist(), counts.tolist(), strict=True):
-            end, tensors = start + count, self._days[d]
-            cell = cells[start:end]
-            # each window is one contiguous block of the day array: a row of `windows`
-            torch.index_select(tensors.windows, 0, cell - (self.length - 1), out=x[start:end])
-            torch.index_select(tensors.scalars, 0, cell, out=scalars[start:end])
-            start = end
-        x = x.view(len(anchors), self.length, n_features)  # [B, N, F]
-        if self.normaliser is not None:  # in place: no second [B, N, F] tensor per batch
-            self.normaliser.apply_(x)
-        target, sigma, close = scalars.T.contiguous()  # 3 x [B]
-        path = self._paths(day, cells) if self.path_horizons else None
+        cells = store.offset[day] + symbol * store.n_seconds[day] + second  # flat, in the store
+        x = torch.index_select(store.windows, 0, cells - (self.length - 1))
+        x = x.view(len(anchors), self.length, -1)  # [B, N, F], normalised with the store
+        target, sigma, close = torch.index_select(store.scalars, 0, cells).T.contiguous()
+        path = self._paths(cells) if self.path_horizons else None
         return Batch(x, target, sigma, close, anchors, path)
 
-    def _paths(self, day: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
-        """`[B, H]` float32 log(close[t + h] / close[t]) of anchors at flat `cells` of days
-        `day [B]` (complete inside the session: the anchors were filtered for it)."""
+    def _paths(self, cells: torch.Tensor) -> torch.Tensor:
+        """`[B, H]` float32 log(close[t + h] / close[t]) of anchors at flat `cells` (complete
+        inside their session: the anchors were filtered for it)."""
         steps = torch.tensor(self.path_horizons, device=self.device)  # [H]
-        path = torch.empty(len(cells), len(steps), dtype=torch.float64, device=self.device)
-        for d in torch.unique(day).tolist():
-            rows = day == d
-            log_close, cell = self._days[d].log_close, cells[rows]
-            path[rows] = log_close[cell[:, None] + steps] - log_close[cell][:, None]  # [b, H]
-        return path.float()
+        log_close = self._store.log_close
+        return (log_close[cells[:, None] + steps] - log_close[cells][:, None]).float()
+
+
+NORMALISE_ROWS = 16_384  # cells normalised at a time (1.6 MB of 25 features): add and clip in cache
 
 
 @dataclass(frozen=True)
-class _DayTensors:
-    """One day as tensors sharing memory with the (memory-mapped) arrays; on the GPU if asked."""
+class _Store:
+    """All days' cells end to end, as tensors on the loader's device."""
 
-    x: torch.Tensor  # [S, T, F] float32
-    windows: torch.Tensor  # [S*T - N + 1, N*F] overlapping view: row i is the window at cell i
-    scalars: torch.Tensor  # [S*T, 3] float32: target, sigma, close of each (symbol, second)
-    log_close: torch.Tensor | None = None  # [S*T] float64 log close (path targets only)
+    windows: torch.Tensor  # [C - N + 1, N*F] overlapping view: row i spans cells i .. i + N - 1
+    scalars: torch.Tensor  # [C, 3] float32: target, sigma, close of each cell
+    offset: torch.Tensor  # [D] int64: the first cell of each day
+    n_seconds: torch.Tensor  # [D] int64: T of each day (a cell is offset + symbol * T + second)
+    log_close: torch.Tensor | None  # [C] float64 log close (path targets only)
 
     @classmethod
-    def from_arrays(
-        cls, day: DayArrays, device: torch.device, length: int, paths: bool = False
-    ) -> _DayTensors:
-        # The batch is float32; one small table makes the three scalars one gather, not three.
-        scalars = np.stack([day.target, day.sigma, day.close], axis=-1, dtype=np.float32)
-        x, scalars = torch.from_numpy(np.asarray(day.x)), torch.from_numpy(scalars)
+    def build(
+        cls,
+        days: Sequence[DayArrays],
+        device: torch.device,
+        length: int,
+        normaliser: Normaliser | None,
+        path_horizons: Sequence[int],
+    ) -> _Store:
+        sizes = [day.x.shape[0] * day.x.shape[1] for day in days]
+        n_features = days[0].x.shape[-1]
+        if len(days) == 1 and normaliser is None and device.type == "cpu":
+            x = torch.from_numpy(np.asarray(days[0].x)).reshape(sizes[0], n_features)  # mapped
+        else:
+            x = _cells(days, sum(sizes), n_features, device)
+        if normaliser is not None:  # once, in place, a cache-sized block at a time
+            for block in x.split(NORMALISE_ROWS):
+                normaliser.apply_(block)
+        # One small table makes the three scalars one gather, not three.
+        scalars = torch.from_numpy(np.concatenate([_scalars(day) for day in days])).to(device)
         log_close = None
-        if paths:  # float64: in float32 a log price of ~4.6 is off by up to 2.4e-7
+        if path_horizons:  # float64: in float32 a log price of ~4.6 is off by up to 2.4e-7
             with np.errstate(invalid="ignore", divide="ignore"):
-                values = np.log(np.asarray(day.close, dtype=np.float64)).reshape(-1)
-            log_close = torch.from_numpy(values).to(device)
-        if device.type == "cuda":
-            x, scalars = x.to(device, non_blocking=True), scalars.to(device, non_blocking=True)
-        x = x.contiguous()  # the strided view below assumes C order (a no-op for .npy)
-        n_symbols, n_seconds, n_features = x.shape
-        # Row i starts at cell i = symbol*T + second and spans N seconds. Rows that would run
-        # into the next symbol exist in the view but are never selected (anchors have a full
-        # window inside their own day and symbol).
-        rows = max(n_symbols * n_seconds - length + 1, 0)
-        windows = x.as_strided((rows, length * n_features), (n_features, 1))
-        return cls(x, windows, scalars.reshape(n_symbols * n_seconds, 3), log_close)
+                closes = [np.log(_private_copy(day.close), dtype=np.float64) for day in days]
+            log_close = torch.from_numpy(np.concatenate([c.reshape(-1) for c in closes]))
+            log_close = log_close.to(device)
+        rows = max(len(x) - length + 1, 0)
+        return cls(
+            windows=x.as_strided((rows, length * n_features), (n_features, 1)),
+            scalars=scalars,
+            offset=torch.tensor(np.cumsum([0, *sizes[:-1]]), dtype=torch.long, device=device),
+            n_seconds=torch.tensor([day.x.shape[1] for day in days], device=device),
+            log_close=log_close,
+        )
+
+
+def _cells(
+    days: Sequence[DayArrays], n_cells: int, n_features: int, device: torch.device
+) -> torch.Tensor:
+    """`[C, F]` float32: every day's features end to end, in the loader's own memory."""
+    x = torch.empty(n_cells, n_features, dtype=torch.float32, device=device)
+    start = 0
+    for day in days:
+        end = start + day.x.shape[0] * day.x.shape[1]
+        if device.type == "cpu":
+            _read_into(day.x, x[start:end].numpy())
+        else:
+            x[start:end].copy_(torch.from_numpy(np.asarray(day.x)).reshape(end - start, -1))
+        start = end
+    return x
+
+
+def _scalars(day: DayArrays) -> np.ndarray:
+    """`[S*T, 3]` float32 target, sigma and close of a day."""
+    columns = [_private_copy(column) for column in (day.target, day.sigma, day.close)]
+    return np.stack(columns, axis=-1, dtype=np.float32).reshape(-1, 3)
+
+
+def _read_into(array: np.ndarray, out: np.ndarray) -> None:
+    """Copy `array` into `out` (same number of float32 values). A memory-mapped `.npy` is read
+    from its file, so that the process does not hold it twice (the mapping's pages and the copy)."""
+    if _is_mapped_file(array) and array.dtype == out.dtype:
+        with open(array.filename, "rb") as file:
+            file.seek(array.offset)
+            file.readinto(memoryview(out.reshape(-1)).cast("B"))
+    else:
+        out.reshape(array.shape)[...] = array
+
+
+def _is_mapped_file(array: np.ndarray) -> bool:
+    return isinstance(array, np.memmap) and bool(array.filename) and array.flags.c_contiguous
+
+
+def _private_copy(array: np.ndarray) -> np.ndarray:
+    """A writable in-memory copy of `array`. A memory-mapped `.npy` is read from its file, so
+    that the process does not hold it twice (the mapping's resident pages and the copy)."""
+    if _is_mapped_file(array):
+        copy = np.fromfile(array.filename, array.dtype, count=array.size, offset=array.offset)
+        return copy.reshape(array.shape)
+    return np.array(array, order="C")

@@ -9,7 +9,7 @@ from test_windows import CONFIG, _features
 
 from diffstock_ml.batches import Normaliser, WindowLoader
 from diffstock_ml.splits import fit_normaliser, split_days
-from diffstock_ml.windows import build_day_arrays
+from diffstock_ml.windows import build_day_arrays, load_day_arrays, save_day_arrays
 
 DAYS = ("20251103", "20251104", "20251105", "20251106")
 
@@ -74,6 +74,36 @@ def test_normalised_batches_are_centred_and_clipped(days) -> None:
     batch = next(iter(WindowLoader(arrays[:2], batch_size=4096, normaliser=normaliser)))
     assert batch.x.abs().max() <= 3.0
     assert batch.x.median(dim=0).values.abs().mean() < 0.1
+
+
+def test_days_normalised_once_give_the_bits_of_normalising_each_batch(days) -> None:
+    """The loader normalises each day once, up front; a batch must equal, bit for bit, the
+    same raw batch normalised on its own (what training did before)."""
+    arrays = list(days.values())
+    normaliser = Normaliser.fit(arrays[:2])
+    raw = WindowLoader(arrays, batch_size=256, seed=5)
+    normalised = WindowLoader(arrays, batch_size=256, normaliser=normaliser, seed=5)
+    for plain, batch in zip(raw, normalised, strict=True):
+        assert torch.equal(plain.anchor, batch.anchor)
+        assert torch.equal(normaliser.apply(plain.x), batch.x)
+
+
+def test_a_memory_mapped_day_is_copied_and_its_file_left_alone(days, tmp_path) -> None:
+    """With a normaliser the loader works on its own copy read from the `.npy`: the mapping
+    the caller holds, and the file, keep the raw features."""
+    day = next(iter(days.values()))
+    save_day_arrays(day, tmp_path / "day")
+    mapped = load_day_arrays(tmp_path / "day")
+    assert isinstance(mapped.x, np.memmap)
+    before = (tmp_path / "day" / "x.npy").read_bytes()
+    normaliser = Normaliser.fit([mapped])
+    loader = WindowLoader([mapped], batch_size=64, normaliser=normaliser, shuffle=False)
+    batch = next(iter(loader))
+    np.testing.assert_array_equal(mapped.x, day.x)
+    assert (tmp_path / "day" / "x.npy").read_bytes() == before
+    d, s, t = batch.anchor[0].tolist()
+    raw = torch.from_numpy(np.array(day.x[s, t - CONFIG.length + 1 : t + 1]))
+    assert torch.equal(batch.x[0], normaliser.apply(raw))
 
 
 def test_splits_are_whole_days_oldest_first() -> None:
