@@ -10,6 +10,7 @@ from dagster_project.settings import Settings
 from diffstock_assets.console import concise_console_logger
 from diffstock_assets.evaluation.assets import build_evaluation_report, build_forecasts
 from diffstock_assets.evaluation.leaderboard import leaderboard
+from diffstock_assets.evaluation.paths import build_path_report
 from diffstock_assets.features.assets import features, windows
 from diffstock_assets.ingest.assets import clean_bars
 from diffstock_assets.mlflow_resource import MLflowResource
@@ -23,6 +24,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     profile = settings.resolved_profile()
     model = build_diffusion_model(profile)
     forecasts = build_forecasts(profile, model)
+    # the path report joins the evaluation group (so `train_job`) for a path model only
+    paths = [build_path_report(profile, model)] if profile.model.path_horizons else []
     return dg.Definitions(
         assets=[
             clean_bars,
@@ -31,6 +34,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             model,
             forecasts,
             build_evaluation_report(model, forecasts),
+            *paths,
             leaderboard,
         ],
         jobs=[ingest_job, train_job, leaderboard_job],

@@ -16,7 +16,7 @@ from dagster_project.definitions import build_definitions
 from dagster_project.settings import Settings
 from diffstock_assets.evaluation.checks import PROMOTION_CHECK
 from diffstock_assets.partitions import sessions_ending
-from diffstock_assets.resources import REPORT, LakeResource, RawDataResource
+from diffstock_assets.resources import PATH_DOCUMENT, REPORT, LakeResource, RawDataResource
 from diffstock_ml.synthetic import PROFILES, generate_market
 
 _INSTANCE_YAML = """\
@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     lake = LakeResource(root=settings.lake)
     if lake.has_file(REPORT, keys[-1]):
         print(f"\nEvaluation report: {lake.file_uri(REPORT, keys[-1])}")
+    if lake.has_file(PATH_DOCUMENT, keys[-1]):  # path profiles (demo_paths) only
+        print(f"Path report: {lake.file_uri(PATH_DOCUMENT, keys[-1])}")
     print("\nOpen the Dagster UI (asset graph, partitions, checks):")
     print(f"  DAGSTER_HOME={settings.dagster_home} dagster dev -h 127.0.0.1 -p 3000")
     print("Open the MLflow UI (runs, curves, registered models):")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 
 import dagster as dg
@@ -28,3 +29,8 @@ def table_metadata(
         "dagster/row_count": rows,
         "dagster/column_schema": dg.TableSchema(columns=columns),
     }
+
+
+def png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
+    """A PNG inline in Markdown (a base64 data URI): the Dagster UI shows the figure itself."""
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")

@@ -44,6 +44,8 @@ FORECAST_SAMPLES = LakeFile("forecasts", "forecasts.parquet")
 DIRECTION_PROBABILITIES = LakeFile("forecasts", "direction.parquet")
 POINT_FORECASTS = LakeFile("forecasts", "points.parquet")  # the point regressors (issue 12)
 REPORT = LakeFile("evaluation_report", "report.md")
+# path forecasts (profiles with a path model only): `diffstock_ml.paths.evaluation`'s files
+PATH_DOCUMENT = LakeFile("path_report", "paths.md")
 # The unpartitioned walk-forward `leaderboard`: one folder, republished whole at each update.
 LEADERBOARD = "leaderboard"
 LATEST = "latest"  # the folder (in place of a day) of an unpartitioned asset's newest version

@@ -42,7 +42,7 @@ from diffstock_ml.forecasting import (
 from diffstock_ml.model.bundle import ModelBundle
 from diffstock_ml.model.config import ModelConfig
 from diffstock_ml.splits import Splits
-from diffstock_ml.synthetic.writer import PARAMS_FILE
+from diffstock_ml.synthetic import has_latent_state
 from diffstock_ml.train.config import TrainConfig
 from diffstock_ml.windows import DayArrays
 
@@ -138,7 +138,7 @@ def _models(
         else:
             models[name] = cls()
     latent = contenders.latent_root
-    if latent is not None and (latent / PARAMS_FILE).exists():
+    if has_latent_state(latent):
         models["oracle"] = Oracle(latent)
     else:
         log(f"no synthetic latent state at {latent}: no oracle forecast")

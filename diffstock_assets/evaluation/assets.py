@@ -1,6 +1,5 @@
 """Evaluation stage: the as-of `forecasts` of every model and the `evaluation_report` on them."""
 
-import base64
 import dataclasses
 import tempfile
 from pathlib import Path
@@ -12,7 +11,7 @@ from diffstock_assets.evaluation.checks import PROMOTION_SPEC, promotion_result
 from diffstock_assets.evaluation.config import EvaluationReportConfig, ForecastsConfig
 from diffstock_assets.features.assets import windows
 from diffstock_assets.groups import EVALUATION
-from diffstock_assets.metadata import markdown_table, table_metadata
+from diffstock_assets.metadata import markdown_table, png_markdown, table_metadata
 from diffstock_assets.mlflow_resource import MLflowResource
 from diffstock_assets.model.assets import load_windows
 from diffstock_assets.partitions import trading_days
@@ -52,15 +51,20 @@ REPORT_ASSET = "evaluation_report"
 HEADLINE = ("crps_bp", "coverage_90", "sharpness_bp", "directional_accuracy", "backtest_sharpe")
 
 
+def model_windows(profile: Profile) -> dg.AssetDep:
+    """The windows of every session of the as-of model: the `profile.days` ending there."""
+    mapping = dg.TimeWindowPartitionMapping(start_offset=-(profile.days - 1))
+    return dg.AssetDep(windows, partition_mapping=mapping)
+
+
 def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDefinition:
     """The forecasts asset for a profile: it reads the windows of the model's sessions."""
-    mapping = dg.TimeWindowPartitionMapping(start_offset=-(profile.days - 1))
 
     @dg.asset(
         name=FORECASTS,
         partitions_def=trading_days,
         group_name=EVALUATION,
-        deps=[model, dg.AssetDep(windows, partition_mapping=mapping)],
+        deps=[model, model_windows(profile)],
         kinds={"pytorch", "parquet"},
         automation_condition=dg.AutomationCondition.eager()
         & dg.AutomationCondition.all_deps_blocking_checks_passed(),
@@ -76,7 +80,7 @@ def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDe
         """Every model's sampled forecasts at the same anchors of this as-of model's test days."""
         key = context.partition_key
         summary = lake.read_json(MODEL_SUMMARY, key)
-        splits = _model_splits(summary)  # the model's own (its run config may re-divide)
+        splits = model_splits(summary)  # the model's own (its run config may re-divide)
         arrays = load_windows(lake, splits, needed_by=f"forecasts {key}")
         device = compute.torch_device()
         contenders = _contenders(config, summary, profile, default_latent_root(Path(raw.root)))
@@ -136,12 +140,7 @@ def build_evaluation_report(
             ),
         )
         promotion = config.promotion(result.overall)
-        tags = {
-            "dagster_run_id": context.run.run_id,
-            "as_of": key,
-            "training_run_id": model_run["mlflow_run_id"],
-            "mlflow.parentRunId": model_run["mlflow_run_id"],
-        }
+        tags = report_tags(context.run.run_id, key, model_run)
         with (
             tempfile.TemporaryDirectory() as scratch,
             mlflow.start_run(run_name=f"{REPORT_ASSET} {key}", tags=tags) as run,
@@ -151,7 +150,7 @@ def build_evaluation_report(
             write_report(folder, key, result, table, promotion, config.promotion_baseline, move)
             mlflow.log_metrics({**result.metrics(), **criteria_metrics(result.success_criteria())})
             mlflow.log_artifacts(folder)
-            lake.write_folder(REPORT_ASSET, key, lambda f: _copy_tree(folder, f))
+            lake.write_folder(REPORT_ASSET, key, lambda f: copy_tree(folder, f))
             reliability_png = (folder / RELIABILITY_FIGURE).read_bytes()
         metadata = _report_metadata(result, move, model_run, reliability_png)
         return dg.MaterializeResult(
@@ -167,7 +166,17 @@ def build_evaluation_report(
     return evaluation_report
 
 
-def _model_splits(summary: dict) -> Splits:
+def report_tags(dagster_run_id: str, key: str, model_run: dict) -> dict[str, str]:
+    """MLflow tags of a report's run: a child of the model's training run."""
+    return {
+        "dagster_run_id": dagster_run_id,
+        "as_of": key,
+        "training_run_id": model_run["mlflow_run_id"],
+        "mlflow.parentRunId": model_run["mlflow_run_id"],
+    }
+
+
+def model_splits(summary: dict) -> Splits:
     return Splits(**{part: tuple(days) for part, days in summary["splits"].items()})
 
 
@@ -233,20 +242,17 @@ def _report_metadata(
     result: EvaluationResult, move: ChampionMove | None, model_run: dict, reliability_png: bytes
 ) -> dict:
     diffusion = result.overall.filter(pl.col("model") == DIFFUSION).row(0, named=True)
-    image = base64.b64encode(reliability_png).decode()
     return {
         "success_criteria": markdown_table(criteria_table(result.success_criteria())),
         "summary": markdown_table(summary(result.overall)),
         "verdicts": dg.MetadataValue.md("\n".join(verdicts(result.overall, DIFFUSION))),
-        "reliability_diagram": dg.MetadataValue.md(
-            f"![reliability](data:image/png;base64,{image})"
-        ),
+        "reliability_diagram": png_markdown(reliability_png, "reliability"),
         "training_run_id": model_run["mlflow_run_id"],
         "champion": champion_text(move),
         **{f"diffusion_{m}": float(diffusion[m]) for m in HEADLINE if diffusion[m] is not None},
     }
 
 
-def _copy_tree(source: Path, target: Path) -> None:
+def copy_tree(source: Path, target: Path) -> None:
     for path in source.iterdir():
         (target / path.name).write_bytes(path.read_bytes())

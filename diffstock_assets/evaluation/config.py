@@ -3,12 +3,15 @@
 import dagster as dg
 import polars as pl
 
+from diffstock_ml.baselines import ScaleFit
 from diffstock_ml.evaluation import EvaluationConfig
 from diffstock_ml.evaluation.promotion import Promotion, promotion_decision
 from diffstock_ml.forecasting import DIFFUSION, ForecastConfig
+from diffstock_ml.paths.evaluation import PathEvaluationConfig
 
 _FORECAST = ForecastConfig()
 _EVALUATION = EvaluationConfig()
+_PATHS = PathEvaluationConfig()
 DIRECTION_STEPS = 300
 
 
@@ -55,4 +58,29 @@ class EvaluationReportConfig(dg.Config):
             self.promotion_baseline,
             self.promotion_max_dm_pvalue,
             self.promotion_coverage_tolerance,
+        )
+
+
+class PathReportConfig(dg.Config):
+    """Which test anchors the path forecasts are scored at, and how many paths are drawn."""
+
+    anchor_stride_s: int = _PATHS.anchor_stride_s  # a multiple of 30 s: paths never overlap
+    n_samples: int = _PATHS.n_samples
+    max_anchors: int | None = _PATHS.max_anchors  # over all test days; None: the whole grid
+    seed: int = _PATHS.seed
+    # the baselines' spread factors: training anchors and samples of the fit
+    fit_anchors: int = _PATHS.scale_fit.max_anchors
+    fit_samples: int = _PATHS.scale_fit.n_samples
+    fan_symbol: str | None = None  # None: the first symbol of the first test day
+    fan_hour: int = _PATHS.fan_hour
+
+    def to_path_evaluation_config(self) -> PathEvaluationConfig:
+        return PathEvaluationConfig(
+            anchor_stride_s=self.anchor_stride_s,
+            n_samples=self.n_samples,
+            max_anchors=self.max_anchors,
+            seed=self.seed,
+            scale_fit=ScaleFit(max_anchors=self.fit_anchors, n_samples=self.fit_samples),
+            fan_symbol=self.fan_symbol,
+            fan_hour=self.fan_hour,
         )

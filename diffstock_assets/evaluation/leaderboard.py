@@ -1,17 +1,15 @@
 """The walk-forward `leaderboard`: every evaluated as-of day's models ranked together."""
 
-import base64
 import dataclasses
 import tempfile
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 import diffstock_ml.leaderboard as walk_forward
-from diffstock_assets.evaluation.assets import FORECASTS, REPORT_ASSET
+from diffstock_assets.evaluation.assets import FORECASTS, REPORT_ASSET, copy_tree
 from diffstock_assets.groups import EVALUATION
-from diffstock_assets.metadata import markdown_table, table_metadata
+from diffstock_assets.metadata import markdown_table, png_markdown, table_metadata
 from diffstock_assets.mlflow_resource import MLflowResource
 from diffstock_assets.resources import (
     FORECAST_SAMPLES,
@@ -24,6 +22,7 @@ from diffstock_assets.resources import (
     LEADERBOARD_SUMMARY,
     LakeResource,
 )
+from diffstock_ml.evaluation.report import flat_metrics
 from diffstock_ml.forecasting import to_model_forecasts
 
 _DEFAULTS = walk_forward.LeaderboardConfig()
@@ -96,9 +95,9 @@ def leaderboard(
         folder = Path(scratch)
         _write_files(folder, board, settings.baseline)
         mlflow.log_params({"as_of_days": ",".join(as_of_days), **dataclasses.asdict(settings)})
-        mlflow.log_metrics(_metrics(board.summary))
+        mlflow.log_metrics(flat_metrics(board.summary))  # in_mcs as 0/1
         mlflow.log_artifacts(folder)
-        uri = lake.write_folder(LEADERBOARD, LATEST, lambda target: _copy_files(folder, target))
+        uri = lake.write_folder(LEADERBOARD, LATEST, lambda target: copy_tree(folder, target))
     return dg.MaterializeResult(
         metadata={
             **_metadata(board, as_of_days),
@@ -130,29 +129,12 @@ def _write_files(folder: Path, board: walk_forward.Leaderboard, baseline: str) -
     (folder / LEADERBOARD_DOCUMENT.name).write_text(text)
 
 
-def _copy_files(source: Path, target: Path) -> None:
-    for path in source.iterdir():
-        (target / path.name).write_bytes(path.read_bytes())
-
-
-def _metrics(summary: pl.DataFrame) -> dict[str, float]:
-    """`{"<model>/<column>": value}` of every numeric summary column (in_mcs as 0/1)."""
-    flat: dict[str, float] = {}
-    for row in summary.iter_rows(named=True):
-        model = row.pop("model")
-        flat.update({f"{model}/{k}": float(v) for k, v in row.items() if v is not None})
-    return flat
-
-
 def _metadata(board: walk_forward.Leaderboard, as_of_days: list[str]) -> dict:
-    image = base64.b64encode(board.skill_figure).decode()
     summary = board.summary
     return {
         **table_metadata(summary.height, summary.schema),
         "summary": markdown_table(summary),
-        "skill_by_day": dg.MetadataValue.md(
-            f"![skill per test day](data:image/png;base64,{image})"
-        ),
+        "skill_by_day": png_markdown(board.skill_figure, "skill per test day"),
         "crps_by_day": markdown_table(walk_forward.crps_by_day(board.by_day)),
         "model_confidence_set": ", ".join(summary.filter("in_mcs")["model"]),
         "as_of_days": ", ".join(as_of_days),

@@ -57,6 +57,16 @@ DM_SCHEMA = {
 REVERSAL = "reversal_1s"  # prefix of the 1 s reversal rule's figures in `metrics()`
 
 
+def flat_metrics(table: pl.DataFrame, prefix: str = "") -> dict[str, float]:
+    """`{"<prefix><model>/<column>": value}` of every column of a per-model table but `model`
+    (nulls left out): ready for an MLflow `log_metrics`."""
+    flat: dict[str, float] = {}
+    for row in table.iter_rows(named=True):
+        model = row.pop("model")
+        flat.update({f"{prefix}{model}/{k}": float(v) for k, v in row.items() if v is not None})
+    return flat
+
+
 @dataclass(frozen=True)
 class EvaluationResult:
     """All tables of one evaluation report (polars frames, one row per model or per group)."""
@@ -80,10 +90,7 @@ class EvaluationResult:
     def metrics(self) -> dict[str, float]:
         """Flat `{"<model>/<metric>": value}` of the overall table (nulls left out), plus
         `reversal_1s/directional_*`: ready for an MLflow `log_metrics`."""
-        flat: dict[str, float] = {}
-        for row in self.overall.iter_rows(named=True):
-            model = row.pop("model")
-            flat.update({f"{model}/{k}": float(v) for k, v in row.items() if v is not None})
+        flat = flat_metrics(self.overall)
         if self.reversal is not None:
             for key, value in directional_columns(self.reversal).items():
                 flat[f"{REVERSAL}/{key}"] = float(value)

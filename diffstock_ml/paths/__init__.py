@@ -8,8 +8,10 @@
 - `plots`: a fan of sample paths and CRPS by horizon.
 - `diffusion`: `PathDiffusion`, a diffusion model trained with the path target
   (`ModelConfig.path_horizons`) as a path baseline, so its paths are scored beside theirs.
+- `evaluation`: `evaluate_paths`, every model fitted, drawn at the same test anchors and scored
+  in one call (what the `path_report` asset runs); `document.write_path_report` writes its files.
 
-Not here yet: the assets and report, and serving.
+Not here yet: serving.
 """
 
 from diffstock_ml.paths.baselines import (
@@ -22,6 +24,8 @@ from diffstock_ml.paths.baselines import (
     snap_paths,
 )
 from diffstock_ml.paths.diffusion import PathDiffusion
+from diffstock_ml.paths.document import write_path_report
+from diffstock_ml.paths.evaluation import PathEvaluation, PathEvaluationConfig, evaluate_paths
 from diffstock_ml.paths.metrics import (
     PathMetricsConfig,
     path_metrics,
@@ -39,10 +43,14 @@ __all__ = [
     "PathBaseline",
     "PathDiffusion",
     "PathDraws",
+    "PathEvaluation",
+    "PathEvaluationConfig",
     "PathMetricsConfig",
+    "evaluate_paths",
     "path_metrics",
     "path_metrics_table",
     "realised_paths",
     "snap_paths",
     "touch_reliability",
+    "write_path_report",
 ]

@@ -13,6 +13,7 @@ from diffstock_ml.synthetic.writer import (
     DaySummary,
     default_latent_root,
     generate_market,
+    has_latent_state,
     write_day,
     write_params,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "SyntheticConfig",
     "default_latent_root",
     "generate_market",
+    "has_latent_state",
     "simulate_day",
     "simulate_forward",
     "write_day",

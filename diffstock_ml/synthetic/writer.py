@@ -53,6 +53,11 @@ def default_latent_root(raw_root: Path) -> Path:
     return raw_root.with_name(f"{raw_root.name}_latent")
 
 
+def has_latent_state(latent_root: Path | None) -> bool:
+    """True when `latent_root` holds a synthetic market's latent state (its `params.json`)."""
+    return latent_root is not None and (Path(latent_root) / PARAMS_FILE).exists()
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

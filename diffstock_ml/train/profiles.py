@@ -2,7 +2,8 @@
 
 `demo` trains in minutes on a 2-core CPU on the demo market, `full` is sized for one GPU and the
 seed plan's 54 symbols x 40 days, `tiny` is for tests. `demo_paths` is `demo` with the path
-target: the model diffuses the whole 1..30 s path (`ModelConfig.path_horizons = HORIZONS`).
+target: the model diffuses the whole 1..30 s path (`ModelConfig.path_horizons = HORIZONS`), and
+`tiny_paths` is `tiny` with it (tests of the `path_report` asset).
 """
 
 from __future__ import annotations
@@ -132,7 +133,19 @@ _SETTINGS["demo_paths"] = (
     _SETTINGS["demo"][1],
 )
 
-_SPLITS = {"tiny": (1, 1, 1), "demo": (6, 2, 2), "full": (30, 5, 5), "demo_paths": (6, 2, 2)}
+# and the tiny one, for tests of the path report
+_SETTINGS["tiny_paths"] = (
+    dataclasses.replace(_SETTINGS["tiny"][0], path_horizons=tuple(range(1, HORIZON_S + 1))),
+    _SETTINGS["tiny"][1],
+)
+
+_SPLITS = {
+    "tiny": (1, 1, 1),
+    "demo": (6, 2, 2),
+    "full": (30, 5, 5),
+    "demo_paths": (6, 2, 2),
+    "tiny_paths": (1, 1, 1),
+}
 
 PROFILES: dict[str, Profile] = {
     name: Profile(name, *_SPLITS[name], *settings) for name, settings in _SETTINGS.items()

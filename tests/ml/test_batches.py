@@ -101,7 +101,7 @@ def test_a_memory_mapped_day_is_copied_and_its_file_left_alone(days, tmp_path) -
     batch = next(iter(loader))
     np.testing.assert_array_equal(mapped.x, day.x)
     assert (tmp_path / "day" / "x.npy").read_bytes() == before
-    d, s, t = batch.anchor[0].tolist()
+    _, s, t = batch.anchor[0].tolist()
     raw = torch.from_numpy(np.array(day.x[s, t - CONFIG.length + 1 : t + 1]))
     assert torch.equal(batch.x[0], normaliser.apply(raw))
 
