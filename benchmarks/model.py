@@ -9,7 +9,9 @@ named. Prints one JSON object with
   threads), CRPS (bp, fair estimator), 90 % coverage and mean spread on `--windows` validation
   anchors x `--samples` draws, and against DDPM-1000 the speed-up and the paired differences of
   CRPS (%) and coverage (pp), each with its standard error over the anchors (sampling noise);
-- the configured default (`SamplerConfig()`) with bfloat16 matmuls against its float32 self.
+- the configured default (`SamplerConfig()`) with bfloat16 matmuls against its float32 self;
+- `path_model`: the path target's cost (issue 13), the `demo_paths` model's training windows/s
+  and one window x 1,000 sample paths against the scalar `demo` model's (`paths_model.py`).
 Targets (issue 14, item 6): one prediction <= 50 ms in float32 on 2 CPU threads, with CRPS within
 1 % and 90 % coverage within 1 pp of DDPM-1000, each measured with a standard error of at most
 half its tolerance (so that a miss of the tolerance's size would show at 2 SE). The JSON names
@@ -39,6 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from batches import build_windows
+from paths_model import path_cost
 
 from diffstock_ml.batches import WindowLoader
 from diffstock_ml.evaluation import crps_bp, interval_coverage
@@ -271,6 +274,8 @@ def main() -> int:
         "default": {"name": default_name, **dataclasses.asdict(default)},
         "default_meets_targets": all(results[default_name]["meets_targets"].values()),
         "fastest_meeting_targets": fastest,
+        # issue 13: the path target's cost, the `demo_paths` model beside the scalar `demo` one
+        "path_model": path_cost(args.rounds),
         "wall_s": time.perf_counter() - started,
     }
     text = json.dumps(report, indent=2)

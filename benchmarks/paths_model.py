@@ -65,6 +65,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    result = path_cost(args.rounds)
+    result["threads"] = args.threads
+    print(json.dumps(result, indent=1))
+
+
+def path_cost(rounds: int) -> dict:
+    """Training windows/s and one 1,000-sample forecast's latency of both models (medians of
+    `rounds` interleaved rounds) at torch's current thread count; also what `model.py` reports."""
     with tempfile.TemporaryDirectory() as folder:
         days = tiny_days(Path(folder))
     normaliser = Normaliser.fit(days[:1])
@@ -94,7 +102,7 @@ def main() -> None:
     sigma, close = day.sigma[anchor[0], anchor[1]][None], day.close[anchor[0], anchor[1]][None]
     rates = {name: [] for name in MODELS}
     latency = {name: [] for name in MODELS}
-    for round_ in range(args.rounds + 1):  # round 0 warms up
+    for round_ in range(rounds + 1):  # round 0 warms up
         for name, (model, optimizer, batches, bundle) in setups.items():
             start = time.perf_counter()
             for _ in range(3):
@@ -116,9 +124,9 @@ def main() -> None:
         }
         for name in MODELS
     }
-    result["threads"], result["rounds"] = args.threads, args.rounds
+    result["rounds"] = rounds
     result["precision"] = "auto (" + ("bfloat16" if _bf16() else "float32") + ")"
-    print(json.dumps(result, indent=1))
+    return result
 
 
 def _bf16() -> bool:

@@ -95,11 +95,18 @@ def model_row(r: dict) -> list[str]:
             f"{row[f'crps_vs_{reference}_pct']:+.2f} % ± {row[f'crps_vs_{reference}_se_pct']:.2f}, "
             f"coverage {row[f'coverage_vs_{reference}_pp']:+.2f} pp)"
         )
-    load = r["load_average_1m"]
     parts.append(
-        f"{_sampler_name(reference)} {samplers[reference]['latency_ms_1000_samples']:,.0f} ms "
-        f"(load {load['start']:.1f} → {load['end']:.1f})"
+        f"{_sampler_name(reference)} {samplers[reference]['latency_ms_1000_samples']:,.0f} ms"
     )
+    if "path_model" in r:  # the path target's cost (issue 13)
+        paths, scalar = r["path_model"]["demo_paths"], r["path_model"]["demo"]
+        parts.append(
+            f"path model (`demo_paths`): {paths['train_windows_per_s']:,.0f} windows/s training "
+            f"vs {scalar['train_windows_per_s']:,.0f}, one window × 1,000 paths "
+            f"**{paths['latency_ms_1x1000']:.0f} ms** vs {scalar['latency_ms_1x1000']:.0f} ms"
+        )
+    load = r["load_average_1m"]
+    parts[-1] += f" (load {load['start']:.1f} → {load['end']:.1f})"
     t = r["targets"]
     target = (
         f"≤ {t['latency_ms_max']:g} ms float32 within {t['crps_pct_max']:g} % CRPS and "

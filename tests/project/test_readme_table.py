@@ -66,3 +66,17 @@ def test_the_model_row_is_rewritten_from_its_json_and_other_rows_are_kept(readme
     assert "1,972 windows/s training" in row and "met by the default" in row
     assert "old" not in row
     assert "| `benchmarks/ingest.py` | a | b | c |" in out and out.endswith("rest\n")
+
+
+def test_the_model_row_carries_the_path_models_cost_when_measured(readme_table) -> None:
+    report = {
+        **MODEL_REPORT,
+        "path_model": {
+            "demo": {"train_windows_per_s": 2600.0, "latency_ms_1x1000": 41.2},
+            "demo_paths": {"train_windows_per_s": 2520.4, "latency_ms_1x1000": 43.6},
+        },
+    }
+    row = readme_table.model_row(report)[2]
+    assert "path model (`demo_paths`): 2,520 windows/s training vs 2,600" in row
+    assert "one window × 1,000 paths **44 ms** vs 41 ms (load 0.3 → 1.9)" in row
+    assert "path model" not in readme_table.model_row(MODEL_REPORT)[2]
