@@ -24,6 +24,7 @@ to 30 s none of a built day's anchors is).
 from __future__ import annotations
 
 import functools
+import mmap
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from diffstock_ml.market import HORIZON_S
-from diffstock_ml.windows import DayArrays, complete_path_anchors
+from diffstock_ml.windows import DayArrays, complete_path_anchors, file_identity
 
 
 class Batch(NamedTuple):
@@ -151,7 +152,7 @@ class WindowLoader:
     def _day_anchors(self, index: int, day: DayArrays) -> np.ndarray:
         """`[A, 3]` int32 (day, symbol, second) of the day's anchors (with a path target: those
         whose path is complete)."""
-        anchors = _private_copy(day.anchors)  # not through the mapping: it is copied below
+        anchors = _private_copy(day, "anchors")  # not through the mapping: copied below
         if self.path_horizons:
             anchors = anchors[complete_path_anchors(day, max(self.path_horizons))]
         return np.column_stack([np.full(len(anchors), index), anchors]).astype(np.int32)
@@ -185,7 +186,9 @@ class WindowLoader:
         if not self.shuffle:
             return torch.arange(len(self.anchors))
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(len(self.anchors), generator=generator, dtype=torch.int32)
+        # int64: the same permutation as int32 (tested), drawn ~30 % faster, and the index
+        # type that indexing wants
+        return torch.randperm(len(self.anchors), generator=generator, dtype=torch.int64)
 
     def gather(self, anchors: torch.Tensor) -> Batch:
         """The batch of the given `[B, 3]` (day, symbol, second) anchors, in their order."""
@@ -243,7 +246,7 @@ class _Store:
         log_close = None
         if path_horizons:  # float64: in float32 a log price of ~4.6 is off by up to 2.4e-7
             with np.errstate(invalid="ignore", divide="ignore"):
-                closes = [np.log(_private_copy(day.close), dtype=np.float64) for day in days]
+                closes = [np.log(_private_copy(day, "close"), dtype=np.float64) for day in days]
             log_close = torch.from_numpy(np.concatenate([c.reshape(-1) for c in closes]))
             log_close = log_close.to(device)
         rows = max(len(x) - length + 1, 0)
@@ -265,7 +268,7 @@ def _cells(
     for day in days:
         end = start + day.x.shape[0] * day.x.shape[1]
         if device.type == "cpu":
-            _read_into(day.x, x[start:end].numpy())
+            _read_into(day, "x", x[start:end].numpy())
         else:
             x[start:end].copy_(torch.from_numpy(np.asarray(day.x)).reshape(end - start, -1))
         start = end
@@ -274,29 +277,43 @@ def _cells(
 
 def _scalars(day: DayArrays) -> np.ndarray:
     """`[S*T, 3]` float32 target, sigma and close of a day."""
-    columns = [_private_copy(column) for column in (day.target, day.sigma, day.close)]
+    columns = [_private_copy(day, name) for name in ("target", "sigma", "close")]
     return np.stack(columns, axis=-1, dtype=np.float32).reshape(-1, 3)
 
 
-def _read_into(array: np.ndarray, out: np.ndarray) -> None:
-    """Copy `array` into `out` (same number of float32 values). A memory-mapped `.npy` is read
-    from its file, so that the process does not hold it twice (the mapping's pages and the copy)."""
-    if _is_mapped_file(array) and array.dtype == out.dtype:
-        with open(array.filename, "rb") as file:
-            file.seek(array.offset)
-            file.readinto(memoryview(out.reshape(-1)).cast("B"))
-    else:
-        out.reshape(array.shape)[...] = array
+def _read_into(day: DayArrays, name: str, out: np.ndarray) -> None:
+    """Copy the day's array `name` into `out` (as many values). A memory-mapped `.npy`
+    is read from its file, so that the process does not hold it twice (the mapping's pages and
+    the copy) - but only while its name still holds the file that was mapped; otherwise (the
+    day was rewritten or deleted since) through the mapping, which still holds what was loaded."""
+    array = getattr(day, name)
+    identity = day.mapped_files.get(str(array.filename)) if _is_mapped_file(array) else None
+    if identity is not None and array.dtype == out.dtype and array.size == out.size:
+        try:
+            with open(array.filename, "rb") as file:
+                if file_identity(file.fileno()) == identity:
+                    file.seek(array.offset)
+                    if file.readinto(memoryview(out.reshape(-1)).cast("B")) == out.nbytes:
+                        return
+        except OSError:
+            pass
+    out.reshape(array.shape)[...] = array
 
 
 def _is_mapped_file(array: np.ndarray) -> bool:
-    return isinstance(array, np.memmap) and bool(array.filename) and array.flags.c_contiguous
+    """A whole memory-mapped file (as `np.load` maps it), not a view into one: its `offset`
+    and size then locate its bytes in the file."""
+    return (
+        isinstance(array, np.memmap)
+        and isinstance(array.base, mmap.mmap)
+        and bool(array.filename)
+        and array.flags.c_contiguous
+    )
 
 
-def _private_copy(array: np.ndarray) -> np.ndarray:
-    """A writable in-memory copy of `array`. A memory-mapped `.npy` is read from its file, so
-    that the process does not hold it twice (the mapping's resident pages and the copy)."""
-    if _is_mapped_file(array):
-        copy = np.fromfile(array.filename, array.dtype, count=array.size, offset=array.offset)
-        return copy.reshape(array.shape)
-    return np.array(array, order="C")
+def _private_copy(day: DayArrays, name: str) -> np.ndarray:
+    """A writable in-memory copy of the day's array `name` (read as `_read_into` reads)."""
+    array = getattr(day, name)
+    copy = np.empty(array.shape, dtype=array.dtype)
+    _read_into(day, name, copy)
+    return copy

@@ -15,7 +15,8 @@ The day is stored as plain `.npy` files so that loading is a memory map (zero co
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,11 @@ class DayArrays:
     sigma: np.ndarray  # float64 [S, T] sigma_30s
     close: np.ndarray  # float64 [S, T] forward-filled close
     anchors: np.ndarray  # int32 [A, 2]: (symbol index, second index)
+    # Memory-mapped days: each mapped file's identity when it was mapped (`file_identity`), so
+    # that a reader may reopen it by name only while the name still holds that very file.
+    mapped_files: dict[str, tuple[int, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def nbytes(self) -> int:
@@ -172,15 +178,28 @@ def load_day_arrays(folder: Path, mmap: bool = True) -> DayArrays:
     """Load a day written by `save_day_arrays`; memory-mapped (zero copy) by default."""
     meta = json.loads((folder / META_FILE).read_text())
     mode = "c" if mmap else None  # copy-on-write: writable in memory, file untouched
-    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode=mode) for name in ARRAY_FILES}
+    arrays, mapped = {}, {}
+    for name in ARRAY_FILES:
+        path = folder / f"{name}.npy"
+        before = file_identity(path)
+        arrays[name] = np.load(path, mmap_mode=mode)
+        if mmap and file_identity(path) == before:  # not replaced while it was being mapped
+            mapped[str(arrays[name].filename)] = before
     return DayArrays(
         day=meta["day"],
         symbols=tuple(meta["symbols"]),
         feature_names=tuple(meta["feature_names"]),
         start_ts_us=meta["start_ts_us"],
         config=_window_config(meta["config"]),
+        mapped_files=mapped,
         **arrays,
     )
+
+
+def file_identity(path: Path | str | int) -> tuple[int, ...]:
+    """(device, inode, size, modification ns) of a file, by path or open descriptor."""
+    status = os.fstat(path) if isinstance(path, int) else os.stat(path)
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
 
 
 def _window_config(saved: dict) -> WindowConfig:

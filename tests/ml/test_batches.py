@@ -50,6 +50,19 @@ def test_shuffle_is_deterministic_per_seed_and_epoch(days) -> None:
     assert len(days_in_batch) > 1  # shuffled across days
 
 
+def test_the_epoch_order_is_the_one_training_has_always_drawn(days) -> None:
+    """The permutation is drawn as int64 now; it must be the int32 one of earlier versions
+    (same seed, same windows in the same batches), or recorded training runs would not
+    reproduce."""
+    loader = WindowLoader(list(days.values()), batch_size=64, seed=3)
+    loader.set_epoch(1)
+    generator = torch.Generator().manual_seed(3 * 1_000_003 + 1)
+    order = torch.randperm(len(loader.anchors), generator=generator, dtype=torch.int32)
+    first = loader.anchors[order[:64].long()]
+    expected = first[torch.argsort(first[:, 0], stable=True)]
+    assert torch.equal(next(iter(loader)).anchor, expected.long())
+
+
 def test_unshuffled_order_covers_every_anchor_once(days) -> None:
     loader = WindowLoader(list(days.values()), batch_size=1000, shuffle=False)
     anchors = torch.cat([b.anchor for b in loader])
@@ -104,6 +117,29 @@ def test_a_memory_mapped_day_is_copied_and_its_file_left_alone(days, tmp_path) -
     _, s, t = batch.anchor[0].tolist()
     raw = torch.from_numpy(np.array(day.x[s, t - CONFIG.length + 1 : t + 1]))
     assert torch.equal(batch.x[0], normaliser.apply(raw))
+
+
+@pytest.mark.parametrize("change", ["deleted", "rewritten"])
+def test_a_day_changed_on_disk_after_loading_still_gives_what_was_loaded(
+    days, tmp_path, change: str
+) -> None:
+    """The loader reads a mapped day from its file only while the name holds the very file
+    that was mapped: a day deleted, or rewritten (a re-materialised partition), since it was
+    loaded is copied through the mapping, which still holds the loaded values."""
+    first, other = list(days.values())[:2]
+    save_day_arrays(first, tmp_path / "day")
+    mapped = load_day_arrays(tmp_path / "day")
+    if change == "deleted":
+        for file in (tmp_path / "day").iterdir():
+            file.unlink()
+    else:  # a new day in its place, as an atomic publish does: new files under the same names
+        (tmp_path / "day").rename(tmp_path / "old")
+        save_day_arrays(other, tmp_path / "day")
+    normaliser = Normaliser.fit([first])
+    loader = WindowLoader([mapped], batch_size=128, normaliser=normaliser, seed=1)
+    reference = WindowLoader([first], batch_size=128, normaliser=normaliser, seed=1)
+    for batch, expected in zip(loader, reference, strict=True):
+        assert torch.equal(batch.x, expected.x) and torch.equal(batch.target, expected.target)
 
 
 def test_splits_are_whole_days_oldest_first() -> None:
