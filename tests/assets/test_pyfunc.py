@@ -52,13 +52,13 @@ CONFIG = ModelConfig(
 )
 
 
-def tiny_bundle(path: Path, spread_factor: float | None) -> Path:
+def tiny_bundle(path: Path, spread_factor: float | None, config: ModelConfig = CONFIG) -> Path:
     """A tiny untrained forecaster (the same weights every time)."""
     torch.manual_seed(0)
     return save_bundle(
         path,
-        CONFIG,
-        DiffusionForecaster(CONFIG, n_features=F).state_dict(),
+        config,
+        DiffusionForecaster(config, n_features=F).state_dict(),
         Normaliser((0.0,) * F, (1.0,) * F),
         tuple(f"feature_{i}" for i in range(F)),
         N,
@@ -152,17 +152,7 @@ HORIZONS = (10, 20, 30)
 def path_model(store: MLflowResource, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Version 1 of `PATH_NAME` in the store: a tiny path model (10, 20, 30 s), spread by 1.5."""
     config = dataclasses.replace(CONFIG, path_horizons=HORIZONS)
-    torch.manual_seed(0)
-    bundle = save_bundle(
-        tmp_path_factory.mktemp("paths") / "paths.pt",
-        config,
-        DiffusionForecaster(config, n_features=F).state_dict(),
-        Normaliser((0.0,) * F, (1.0,) * F),
-        tuple(f"feature_{i}" for i in range(F)),
-        N,
-        SamplerConfig(steps=5, n_samples=16),
-        SPREAD,
-    )
+    bundle = tiny_bundle(tmp_path_factory.mktemp("paths") / "paths.pt", SPREAD, config)
     with store.start_run("path pyfunc test"):
         info = log_diffusion_model(bundle, PATH_NAME)
     return f"models:/{PATH_NAME}/{info.registered_model_version}"
