@@ -134,8 +134,7 @@ def apply_spread_factor(
     if factor == 1.0:
         return result
     continuous = result.continuous if result.continuous is not None else result.samples
-    center = continuous.quantile(0.5, dim=1, keepdim=True)  # [B, 1], as numpy's median
-    spread = center + factor * (continuous - center)  # [B, S]
+    spread = _widened(continuous, factor)  # [B, S]
     if not sampler_config.snap_to_tick:
         return Forecast(spread, spread)
     return Forecast(snap_to_grid(spread, close, sampler_config.tick), spread)
@@ -149,12 +148,18 @@ def apply_path_spread_factor(
     `paths.PathDiffusion` scores them). A factor of 1 changes nothing."""
     if factor == 1.0:
         return result
-    center = result.continuous.quantile(0.5, dim=1, keepdim=True)  # [B, 1, H]
-    spread = center + factor * (result.continuous - center)  # [B, S, H]
+    spread = _widened(result.continuous, factor)  # [B, S, H]
     if not sampler_config.snap_to_tick:
         return PathForecast(spread, spread, result.horizons)
     snapped = snap_path_returns(spread, close, sampler_config.tick)
     return PathForecast(snapped, spread, result.horizons)
+
+
+def _widened(draws: torch.Tensor, factor: float) -> torch.Tensor:
+    """`draws [B, S, ...]` with each deviation from its window's median over the S draws (as
+    numpy's median) multiplied by `factor`."""
+    center = draws.quantile(0.5, dim=1, keepdim=True)
+    return center + factor * (draws - center)
 
 
 def forecast(
