@@ -50,10 +50,12 @@ class Stopping:
 
     checks: int = 10  # validations over `max_steps` (one every max_steps // checks steps)
     patience: int = 3  # checks without a lower validation MSE before stopping
-    val_windows: int = 2_000  # fixed validation subset (same windows at every check)
+    # fixed validation subset (the same windows at every check); None: as many as the diffusion
+    # model validates on (`TrainConfig.val_windows`: 128 tiny, 500 demo, 20,000 full)
+    val_windows: int | None = None
 
     def __post_init__(self) -> None:
-        if min(self.checks, self.patience, self.val_windows) < 1:
+        if min(self.checks, self.patience, self.val_windows or 1) < 1:
             raise ValueError("checks, patience and val_windows must be at least 1")
 
 
@@ -177,7 +179,8 @@ class PointRegressor:
         if max_steps is not None:
             config = dataclasses.replace(config, max_steps=max_steps)
         self.normaliser, loader = training_loader(train_days, config, seed, None, self.device)
-        val = validation_batch(val_days, self.normaliser, self.stopping.val_windows, self.device)
+        n_val = self.stopping.val_windows or config.val_windows
+        val = validation_batch(val_days, self.normaliser, n_val, self.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             n_features = len(train_days[0].feature_names)

@@ -15,9 +15,11 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import polars as pl
+import pyarrow as pa
 
 from diffstock_ml.calendar import NEW_YORK, session_bounds
 from diffstock_ml.ingest.schema import UTC_US
+from diffstock_ml.ingest.text_buffers import value_bytes
 
 TIMESTAMP_COLUMNS = ("bob", "eob")
 # What may follow `YYYY-MM-DD HH:MM:SS`: fractional seconds, then nothing, Z or ±HH[:MM].
@@ -43,9 +45,17 @@ class Timestamps(NamedTuple):
 def with_utc_timestamps(rows: pl.DataFrame, day: dt.date) -> Timestamps:
     """Add `bob_utc`, `eob_utc` and `bar_us`; null where a value cannot be read.
 
-    A day holds only a handful of distinct suffixes (`+00:00`, `Z`, ...): each is parsed
-    once, and every value gathers its offset and fraction from that table by the suffix's code.
+    The usual export - every value a date-time with seconds and a written offset - is parsed
+    by Arrow's ISO 8601 cast (`_with_offsets`). Anything else goes the general way: a day holds
+    only a handful of distinct suffixes (`+00:00`, `Z`, ...), each is parsed once, and every
+    value gathers its offset and fraction from that table by the suffix's code.
     """
+    fast = _with_offsets(rows)
+    return Timestamps(fast, {}) if fast is not None else _any_style(rows, day)
+
+
+def _any_style(rows: pl.DataFrame, day: dt.date) -> Timestamps:
+    """The general path: every style the module docstring names, value by value."""
     suffixes = rows.select(pl.col(c).str.slice(19).fill_null("") for c in TIMESTAMP_COLUMNS)
     table = _suffix_table(pl.concat(suffixes.get_columns()).unique())
     codes = suffixes.select(pl.all().cast(pl.Enum(table["suffix"])).to_physical())
@@ -74,6 +84,41 @@ def with_utc_timestamps(rows: pl.DataFrame, day: dt.date) -> Timestamps:
         (pl.col("_eob") - pl.col("_bob")).dt.total_microseconds().alias("bar_us"),
     )
     return Timestamps(result.select(*rows.columns, "bob_utc", "eob_utc", "bar_us"), new_york)
+
+
+def _with_offsets(rows: pl.DataFrame) -> pl.DataFrame | None:
+    """The result of the general path when every `bob`/`eob` is `YYYY-MM-DD[ T]HH:MM:SS[.f]` plus
+    `Z` or `±HH[[:]MM]`; None when one value is not (or is blank), so the general path reads it.
+
+    Such values have no naive time to judge, and Arrow's parser agrees with the general one on
+    them (`tests/ml/test_ingest_timestamps.py`). Arrow also takes `HH:MM` or `HH` without the
+    seconds, which the contract does not: `_has_seconds` turns those away first.
+    """
+    instants = {}
+    for column in TIMESTAMP_COLUMNS:
+        text = rows.get_column(column).to_arrow()
+        if not _has_seconds(text):
+            return None
+        try:
+            instants[f"_{column}"] = text.cast(pa.timestamp("us", "UTC"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+    exact = rows.with_columns(pl.from_arrow(pa.table(instants)).get_columns())
+    return exact.select(
+        *rows.columns,
+        *(pl.col(f"_{c}").dt.truncate("1s").alias(f"{c}_utc") for c in TIMESTAMP_COLUMNS),
+        (pl.col("_eob") - pl.col("_bob")).dt.total_microseconds().alias("bar_us"),
+    )
+
+
+def _has_seconds(text: pa.Array) -> bool:
+    """Every non-null value is at least `YYYY-MM-DD?HH:MM:SS?` long with `:` at 13 and 16."""
+    data, starts, lengths = value_bytes(text)
+    if len(lengths) == 0:
+        return True
+    if lengths.min() < 20:  # 19 characters and an offset of at least `Z`
+        return False
+    return bool(((data[starts + 13] == ord(":")) & (data[starts + 16] == ord(":"))).all())
 
 
 def new_york_evidence(parts: pl.DataFrame, day: dt.date) -> dict[str, str]:
