@@ -22,7 +22,6 @@ import polars as pl
 
 from diffstock_ml.calendar import DAY_FORMAT, is_session
 from diffstock_ml.ingest.schema import NUMBER_COLUMNS, RAW_COLUMNS, RAW_ROWS_SCHEMA, Reason
-from diffstock_ml.ingest.text_buffers import may_need_strip
 
 _LINE_SEPARATOR = "\x1f"  # a byte that never occurs in a bar file: each line becomes one field
 BAR_FILE_SUFFIX = r"(?i)\.csv(?:\.gz)?$"
@@ -197,9 +196,8 @@ def _column_name(name: str) -> str:
 
 
 def _text(frame: pl.DataFrame, column: str) -> pl.Expr:
-    if frame.schema[column] == pl.String:  # stripped, unless no value has anything to strip
-        text = pl.col(column)
-        return text.str.strip_chars() if may_need_strip(frame.get_column(column)) else text
+    if frame.schema[column] == pl.String:
+        return pl.col(column).str.strip_chars()
     return pl.lit(None, pl.String).alias(column)  # typed by the reader: see `<column>_num`
 
 

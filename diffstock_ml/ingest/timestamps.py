@@ -14,12 +14,12 @@ from collections.abc import Collection
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from diffstock_ml.calendar import NEW_YORK, session_bounds
 from diffstock_ml.ingest.schema import UTC_US
-from diffstock_ml.ingest.text_buffers import value_bytes
 
 TIMESTAMP_COLUMNS = ("bob", "eob")
 # What may follow `YYYY-MM-DD HH:MM:SS`: fractional seconds, then nothing, Z or ±HH[:MM].
@@ -112,12 +112,22 @@ def _with_offsets(rows: pl.DataFrame) -> pl.DataFrame | None:
 
 
 def _has_seconds(text: pa.Array) -> bool:
-    """Every non-null value is at least `YYYY-MM-DD?HH:MM:SS?` long with `:` at 13 and 16."""
-    data, starts, lengths = value_bytes(text)
-    if len(lengths) == 0:
+    """Every non-null value is at least `YYYY-MM-DD?HH:MM:SS?` long with `:` at 13 and 16.
+
+    Read from the Arrow buffers: the offsets give each value's start and length, no copy.
+    """
+    text = text.cast(pa.large_string())
+    if len(text) == text.null_count:
         return True
+    _, offsets, data = text.buffers()
+    offsets = np.frombuffer(offsets, np.int64)[text.offset : text.offset + len(text) + 1]
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    if text.null_count:
+        valid = np.asarray(text.is_valid())
+        starts, lengths = starts[valid], lengths[valid]
     if lengths.min() < 20:  # 19 characters and an offset of at least `Z`
         return False
+    data = np.frombuffer(data, np.uint8)
     return bool(((data[starts + 13] == ord(":")) & (data[starts + 16] == ord(":"))).all())
 
 
