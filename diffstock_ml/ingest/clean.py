@@ -23,6 +23,7 @@ from diffstock_ml.ingest.read import (
     list_day_folder,
     read_day_files,
     rejected_file,
+    strip_text,
     symbol_of,
 )
 from diffstock_ml.ingest.schema import FILES_SCHEMA, QUARANTINE_SCHEMA, RAW_COLUMNS, Reason
@@ -154,7 +155,7 @@ def _check_files(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -
 def _concat_rows(raw_files: list[RawFile]) -> pl.DataFrame:
     """The rows of every file that was read, file after file (RAW_ROWS_SCHEMA)."""
     texts = [f.rows for f in raw_files if f.rows is not None]
-    return pl.concat(texts, how="vertical") if texts else empty_raw_rows()
+    return strip_text(pl.concat(texts, how="vertical")) if texts else empty_raw_rows()
 
 
 def _check_one_by_one(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -> _Checked:

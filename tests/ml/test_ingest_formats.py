@@ -345,3 +345,23 @@ def test_keyboard_interrupt_is_not_swallowed(
     write_file(DAY, "AMD.csv", _bars("AMD"))
     with pytest.raises(KeyboardInterrupt):
         clean_day(raw_root / DAY, _date(DAY))
+
+
+@pytest.mark.parametrize("typed", [True, False], ids=["typed", "text"])
+def test_spaces_around_fields_are_trimmed_and_cost_nothing(
+    beside_two_good: Clean, typed: bool
+) -> None:
+    """Padding in the text fields (and, in the text tier, the numbers) is trimmed: every bar
+    is kept with the values of the unpadded file."""
+    plain = _bars("F", price=12.0)
+    padded = []
+    for line in plain:
+        fields = line.split(",")
+        for i in range(3 if typed else len(fields)):  # numbers too: the typed reader fails
+            fields[i] = f" {fields[i]}\t" if i % 2 else f"  {fields[i]} "
+        padded.append(",".join(fields))
+    result = beside_two_good("F.csv", _text(padded))
+    assert _file(result, "F.csv")["rows_kept"] == 5 and result.quarantine.height == 0
+    bars = result.bars.filter(pl.col("symbol") == "F", ~pl.col("filled"))
+    assert bars["close"].to_list() == [12.0 + i / 100 for i in range(5)]
+    assert bars["ts"].to_list() == [_open() + dt.timedelta(seconds=i) for i in range(5)]
