@@ -116,7 +116,8 @@ def _has_seconds(text: pa.Array) -> bool:
 
     Read from the Arrow buffers: the offsets give each value's start and length, no copy.
     """
-    text = text.cast(pa.large_string())
+    if text.type != pa.large_string():  # polars hands over large_string already
+        text = text.cast(pa.large_string())
     if len(text) == text.null_count:
         return True
     _, offsets, data = text.buffers()

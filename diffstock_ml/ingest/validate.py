@@ -191,11 +191,11 @@ def mark_duplicates(valid: pl.DataFrame) -> pl.DataFrame:
         pl.col("bob_utc") == pl.col("bob_utc").shift(1)
     )
     candidate = (same | same.shift(-1)).fill_null(False)
+    if not valid.select(candidate.any()).item():  # the usual day: no column to add and drop
+        return valid.with_columns(pl.lit(None, pl.Int64).alias("kept_line"))
     valid = valid.with_columns(
         candidate.alias("_candidate"), pl.lit(None, pl.Int64).alias("kept_line")
     )
-    if not valid["_candidate"].any():
-        return valid.drop("_candidate")
     groups = valid.filter("_candidate")
     kept = groups.group_by(key).agg(
         pl.col("line").max().alias("_kept"),

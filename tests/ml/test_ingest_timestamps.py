@@ -65,6 +65,9 @@ def test_arrow_reads_offset_timestamps_as_the_general_path_does() -> None:
         "2025-11-03 14:30:00.1234567+00:00",  # more than microseconds
         "2025-11-03 14:30:00+24:00",
         "14:30:00 2025-11-03+00:00",
+        "2025-11-03 14:30:00,5+00:00",  # a decimal comma
+        "2025-11-03t14:30:00Z",
+        "2025-11-03 14:30:00.123456789Z",  # nanoseconds
     ],
 )
 def test_other_styles_take_the_general_path_and_read_the_same(value: str) -> None:
