@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 import dagster as dg
 
 from dagster_project.jobs import ingest_job, leaderboard_job, train_job
@@ -51,13 +53,19 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             ),
         },
         loggers={"console": concise_console_logger},
-        # Two step processes at a time suit a laptop. Each is forked from a server that imported
-        # this code location once per run (torch, polars, mlflow: ~10 s on 2 cores), instead of
-        # importing it again for every step.
-        executor=dg.multiprocess_executor.configured(
-            {"max_concurrent": 2, "start_method": {"forkserver": {"preload_modules": [__name__]}}}
-        ),
+        # two step processes at a time suit a laptop
+        executor=dg.multiprocess_executor.configured({"max_concurrent": 2, **step_start()}),
     )
+
+
+def step_start() -> dict:
+    """How step processes start: forked from a server that imported this code location once
+    per run (torch, polars, mlflow: ~10 s on 2 cores) instead of importing it again for every
+    step (`spawn`, Dagster's default and the only way on Windows).
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return {}
+    return {"start_method": {"forkserver": {"preload_modules": [__name__]}}}
 
 
 defs = build_definitions()
