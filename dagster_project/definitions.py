@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import sys
 
 import dagster as dg
 
@@ -59,11 +59,12 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
 
 
 def step_start() -> dict:
-    """How step processes start: forked from a server that imported this code location once
-    per run (torch, polars, mlflow: ~10 s on 2 cores) instead of importing it again for every
-    step (`spawn`, Dagster's default and the only way on Windows).
+    """How step processes start. On Linux: forked from a server that imported this code location
+    once per run (torch, polars, mlflow: ~10 s on 2 cores) instead of importing it again for
+    every step. Elsewhere Dagster's default, `spawn`: Windows has no fork, and on macOS a fork
+    after torch has loaded Apple's frameworks is not safe (why Python spawns there too).
     """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    if not sys.platform.startswith("linux"):
         return {}
     return {"start_method": {"forkserver": {"preload_modules": [__name__]}}}
 

@@ -130,13 +130,13 @@ def test_an_unknown_profile_is_a_clear_error(tmp_path: Path) -> None:
 def test_steps_fork_from_one_import_of_the_code_location_where_the_platform_can(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import multiprocessing
-
     import dagster_project.definitions as definitions
 
     preload = {"forkserver": {"preload_modules": ["dagster_project.definitions"]}}
+    monkeypatch.setattr(definitions.sys, "platform", "linux")
     assert definitions.step_start() == {"start_method": preload}
-    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])  # Windows
-    assert definitions.step_start() == {}  # Dagster's default, spawn
+    for platform in ("win32", "darwin"):
+        monkeypatch.setattr(definitions.sys, "platform", platform)
+        assert definitions.step_start() == {}  # Dagster's default, spawn
     job = _defs(tmp_path).resolve_job_def("ingest_job")
     assert job.executor_def.name == "multiprocess"
