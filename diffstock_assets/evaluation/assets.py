@@ -57,18 +57,26 @@ def model_windows(profile: Profile) -> dg.AssetDep:
     return dg.AssetDep(windows, partition_mapping=mapping)
 
 
+def after_the_model(profile: Profile, model: dg.AssetsDefinition) -> dict:
+    """`@dg.asset` arguments of an asset made from the as-of model and its sessions' windows:
+    same partitions, its group, and materialised once both passed their blocking checks."""
+    return {
+        "partitions_def": trading_days,
+        "group_name": EVALUATION,
+        "deps": [model, model_windows(profile)],
+        "automation_condition": dg.AutomationCondition.eager()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+    }
+
+
 def build_forecasts(profile: Profile, model: dg.AssetsDefinition) -> dg.AssetsDefinition:
     """The forecasts asset for a profile: it reads the windows of the model's sessions."""
 
     @dg.asset(
         name=FORECASTS,
-        partitions_def=trading_days,
-        group_name=EVALUATION,
-        deps=[model, model_windows(profile)],
         kinds={"pytorch", "parquet"},
-        automation_condition=dg.AutomationCondition.eager()
-        & dg.AutomationCondition.all_deps_blocking_checks_passed(),
         code_version="2",  # 2: q01…q99 and latency_ms columns
+        **after_the_model(profile, model),
     )
     def forecasts(
         context: dg.AssetExecutionContext,

@@ -5,13 +5,16 @@ from pathlib import Path
 
 import dagster as dg
 
-from diffstock_assets.evaluation.assets import copy_tree, model_splits, model_windows, report_tags
+from diffstock_assets.evaluation.assets import (
+    after_the_model,
+    copy_tree,
+    model_splits,
+    report_tags,
+)
 from diffstock_assets.evaluation.config import PathReportConfig
-from diffstock_assets.groups import EVALUATION
 from diffstock_assets.metadata import markdown_table, png_markdown
 from diffstock_assets.mlflow_resource import MLflowResource
 from diffstock_assets.model.assets import load_windows
-from diffstock_assets.partitions import trading_days
 from diffstock_assets.resources import (
     MODEL_BUNDLE,
     MODEL_SUMMARY,
@@ -34,13 +37,9 @@ def build_path_report(profile: Profile, model: dg.AssetsDefinition) -> dg.Assets
 
     @dg.asset(
         name=PATH_REPORT,
-        partitions_def=trading_days,
-        group_name=EVALUATION,
-        deps=[model, model_windows(profile)],
         kinds={"pytorch", "mlflow", "matplotlib"},
-        automation_condition=dg.AutomationCondition.eager()
-        & dg.AutomationCondition.all_deps_blocking_checks_passed(),
         code_version="1",
+        **after_the_model(profile, model),
     )
     def path_report(
         context: dg.AssetExecutionContext,
