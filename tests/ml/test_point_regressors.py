@@ -62,6 +62,35 @@ def linear_day(day: str, seed: int) -> DayArrays:
     return planted_day(day, FEATURES, x, plant, seed, length=20)
 
 
+@pytest.mark.parametrize(
+    ("stopping", "expected"), [(Stopping(), 96), (Stopping(val_windows=200), 200)]
+)
+def test_validation_windows_follow_the_training_profile_unless_set(
+    monkeypatch: pytest.MonkeyPatch, stopping: Stopping, expected: int
+) -> None:
+    """By default a regressor validates on as many windows as the diffusion model of its
+    profile (`TrainConfig.val_windows`): a tiny profile stays tiny."""
+    import diffstock_ml.baselines.regressors as regressors
+
+    asked = []
+    real = regressors.validation_batch
+
+    def recording(days, normaliser, n_windows, device):
+        asked.append(n_windows)
+        return real(days, normaliser, n_windows, device)
+
+    monkeypatch.setattr(regressors, "validation_batch", recording)
+    regressor = POINT_REGRESSORS["rnn_regressor"](
+        ModelConfig(d_model=8, n_heads=2),
+        TrainConfig(batch_size=64, max_steps=4, warmup_steps=1, val_windows=96),
+        stopping=stopping,
+    )
+    regressor.fit(
+        [linear_day("20250102", 1)], np.random.default_rng(0), [linear_day("20250106", 3)]
+    )
+    assert asked == [expected]
+
+
 @pytest.mark.parametrize("name", sorted(POINT_REGRESSORS))
 def test_a_regressor_learns_a_planted_linear_signal(name: str) -> None:
     train = [linear_day("20250102", 1), linear_day("20250103", 2)]
