@@ -12,6 +12,7 @@ its own spread factor, paired with the first one named and with the best head on
     python benchmarks/ablation.py --work /tmp/ablation --budget-s 600 --out ablation.json
     python benchmarks/ablation.py --work /tmp/ablation --only prediction \
         --samplers dpmpp_2m_10 ddpm_100 ddpm_1000 --out ablation.json
+    python benchmarks/ablation.py --work /tmp/ablation --window-length 300 --only context_s
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
+from diffstock_ml.config import WindowConfig
 from diffstock_ml.device import select_device
 from diffstock_ml.experiments import ScoreConfig, paired_difference, score_models, score_samplers
 from diffstock_ml.pipeline import windows_from_raw
@@ -47,6 +50,12 @@ def main() -> int:
     parser.add_argument("--budget-s", type=float, default=1e9, help="no new trial after this")
     parser.add_argument("--only", nargs="*", help="only these options (and the profile)")
     parser.add_argument("--stride", type=int, default=30)
+    parser.add_argument(
+        "--window-length",
+        type=int,
+        default=WindowConfig().length,
+        help="seconds per window (300: the context_s trials 60/120/300 of the seed plan)",
+    )
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", type=Path, help="JSON file, rewritten after every trial")
@@ -59,8 +68,10 @@ def main() -> int:
     raw = args.work / "raw"
     generate_market(MARKETS[args.market], raw, workers=args.workers)
     folders = sorted(p for p in raw.iterdir() if p.is_dir())
+    windows = WindowConfig(length=args.window_length)
+    out = args.work / ("windows" if windows == WindowConfig() else f"windows_{windows.length}")
     with ProcessPoolExecutor(args.workers) as pool:
-        built = list(pool.map(windows_from_raw, folders, [args.work / "windows"] * len(folders)))
+        built = list(pool.map(partial(windows_from_raw, out=out, windows=windows), folders))
     profile = PROFILES[args.profile]
     days = [load_day_arrays(folder) for folder in built[-profile.days :]]
     train_days = days[: profile.train_days]
@@ -69,7 +80,7 @@ def main() -> int:
     score = ScoreConfig(anchor_stride_s=args.stride, n_samples=args.samples)
 
     references = score_models(reference_models(profile, train_days, raw, device), val_days, score)
-    designs = ablation(profile)
+    designs = ablation(profile, windows.length)
     if args.only:
         designs = [d for d in designs if all(d[k] is None for k in d if k not in args.only)]
     rows: list[dict] = []

@@ -38,10 +38,10 @@ from diffstock_ml.device import select_device
 from diffstock_ml.experiments import ScoreConfig, score_models
 from diffstock_ml.splits import split_days
 from diffstock_ml.study import (
-    OPTIONS,
     ablation,
     changed_options,
     markdown_table,
+    options_for,
     reference_models,
     run_design,
 )
@@ -74,11 +74,13 @@ def main(argv: list[str] | None = None) -> int:
             {k: v for n, s in reference_scores.items() for k, v in s.flat(f"{n}.").items()}
         )
 
+    window_length = train_days[0].config.length  # `context_s` may only shorten it
+    options = options_for(window_length)
     scratch = Path(tempfile.mkdtemp(prefix="diffstock-study-"))
     rows: list[dict[str, Any]] = []
 
     def objective(optuna_trial: optuna.Trial) -> float:
-        design = {k: optuna_trial.suggest_categorical(k, [None, *v]) for k, v in OPTIONS.items()}
+        design = {k: optuna_trial.suggest_categorical(k, [None, *v]) for k, v in options.items()}
         number = optuna_trial.number
         folder = scratch / str(number)
         trial, metrics, _ = run_design(
@@ -98,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     study = optuna.create_study(
         study_name=name, direction="minimize", sampler=optuna.samplers.TPESampler(seed=0)
     )
-    designs = ablation(profile)
+    designs = ablation(profile, window_length)
     if args.design == "ablation" and args.only:
-        designs = [d for d in designs if all(d[k] is None for k in OPTIONS if k not in args.only)]
+        designs = [d for d in designs if all(d[k] is None for k in options if k not in args.only)]
     for design in designs if args.design == "ablation" else designs[:1]:
         study.enqueue_trial(design)  # the search starts from the profile itself
     try:

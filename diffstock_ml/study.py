@@ -38,7 +38,7 @@ OPTIONS: dict[str, tuple[Any, ...]] = {  # most telling first: a time-boxed abla
     "prediction": ("v", "eps"),
     "loss_weighting": ("uniform", "min_snr"),
     "encoder": ("transformer", "cnn_lstm"),
-    "context_s": (60,),
+    "context_s": (60, 120, 300),  # the last seconds of the window; see `options_for`
     "lr": (3e-4, 1e-3, 3e-3),
     "T": (1000, 250),
     "sampler_steps": (5, 10, 20),
@@ -109,11 +109,20 @@ def profile_value(profile: Profile, name: str) -> Any:
     return None
 
 
-def ablation(profile: Profile) -> list[dict[str, Any]]:
-    """The profile itself, then each other value of each option, one change at a time."""
+def options_for(window_length: int) -> dict[str, tuple[Any, ...]]:
+    """`OPTIONS` for windows of `window_length` seconds: a model can only read a shorter
+    context than the window (`context_s`, the last seconds of it); the whole window is the
+    profile's own value. Sequence lengths N = 60/120/300 thus need windows of 300 s."""
+    shorter = tuple(c for c in OPTIONS["context_s"] if c < window_length)
+    return {**OPTIONS, "context_s": shorter}
+
+
+def ablation(profile: Profile, window_length: int = 120) -> list[dict[str, Any]]:
+    """The profile itself, then each other value of each option, one change at a time
+    (`options_for(window_length)`)."""
     base = dict.fromkeys(OPTIONS)
     designs = [base]
-    for name, values in OPTIONS.items():
+    for name, values in options_for(window_length).items():
         own = profile_value(profile, name)
         designs += [{**base, name: value} for value in values if value != own]
     return designs

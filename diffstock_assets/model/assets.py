@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
+import torch
 
 from diffstock_assets.features.assets import windows
 from diffstock_assets.gates import require_passed
@@ -22,9 +23,11 @@ from diffstock_assets.resources import (
     ComputeResource,
     LakeResource,
 )
+from diffstock_ml.model.config import ModelConfig
 from diffstock_ml.splits import Splits, split_days
 from diffstock_ml.train import EvalMetrics, StepMetrics
 from diffstock_ml.train.checkpoint import LATEST
+from diffstock_ml.train.config import TrainConfig
 from diffstock_ml.train.profiles import Profile
 from diffstock_ml.training import FittedModel, fit_model
 from diffstock_ml.windows import DayArrays
@@ -95,14 +98,7 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
             f"training on {splits.train[0]}..{splits.train[-1]}, validating on {splits.val}, "
             f"device {device}, checkpoints in {checkpoints}"
         )
-        configs = {
-            "profile": profile.name,
-            "splits": dataclasses.asdict(splits),
-            "model": dataclasses.asdict(model_config),
-            "train": dataclasses.asdict(train_config),
-            "windows": dataclasses.asdict(arrays[splits.all_days[0]].config),
-            "device": str(device),
-        }
+        configs = _run_params(profile, splits, arrays, device, model_config, train_config)
         tags = {"dagster_run_id": context.run.run_id, "as_of": key, "profile": profile.name}
         with mlflow.start_run(run_name=f"{ASSET} {key}", tags=tags) as run:
             mlflow.log_params(configs)
@@ -117,30 +113,19 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
                     _Progress(context.log, metrics),
                 )
             context.log.info(f"spread factor {fitted.spread_factor:.3f} (training days)")
-            with tempfile.TemporaryDirectory() as scratch:
-                bundle = fitted.save(Path(scratch) / MODEL_BUNDLE.name)
-                _log_artifacts(mlflow, fitted, configs, checkpoints)
-                info = mlflow.log_model(bundle, config.registered_model_name)
-                version = str(info.registered_model_version)
-                register_challenger(
-                    mlflow, config.registered_model_name, version, as_of=key, test_days=splits.test
-                )
-                registered = {
-                    "mlflow_run_id": run.info.run_id,
-                    "registered_model": config.registered_model_name,
-                    "registered_version": version,
-                }
-                summary = {**fitted.summary, **registered}
-                uri = lake.write_folder(ASSET, key, lambda f: _copy(bundle, summary, f))
+            _log_artifacts(mlflow, fitted, configs, checkpoints)
+            published = _publish(
+                mlflow, lake, fitted, config.registered_model_name, run.info.run_id, key, splits
+            )
         # Finished and logged: the next materialisation of this day trains afresh.
         shutil.rmtree(checkpoints, ignore_errors=True)
         return dg.MaterializeResult(
             metadata={
-                **registered,
+                **published.registered,
                 "mlflow_run": dg.MetadataValue.url(mlflow.run_link(run.info.run_id)),
-                "model_uri": info.model_uri,
+                "model_uri": published.model_uri,
                 **_training_metadata(fitted, splits),
-                "path": dg.MetadataValue.path(uri),
+                "path": dg.MetadataValue.path(published.path),
             }
         )
 
@@ -163,6 +148,58 @@ def load_windows(lake: LakeResource, splits: Splits, needed_by: str) -> dict[str
         for asset in ("clean_bars", WINDOWS):
             require_passed(lake, asset, day, needed_by=needed_by)
     return {day: lake.read_windows(day) for day in splits.all_days}
+
+
+def _run_params(
+    profile: Profile,
+    splits: Splits,
+    arrays: dict[str, DayArrays],
+    device: torch.device,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+) -> dict:
+    """The training run's parameters in MLflow: profile, splits and every config."""
+    return {
+        "profile": profile.name,
+        "splits": dataclasses.asdict(splits),
+        "model": dataclasses.asdict(model_config),
+        "train": dataclasses.asdict(train_config),
+        "windows": dataclasses.asdict(arrays[splits.all_days[0]].config),
+        "device": str(device),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class _Published:
+    registered: dict[str, str]  # mlflow_run_id, registered_model, registered_version
+    model_uri: str
+    path: str  # the lake folder of the bundle and its summary
+
+
+def _publish(
+    mlflow: MLflowResource,
+    lake: LakeResource,
+    fitted: FittedModel,
+    model_name: str,
+    run_id: str,
+    key: str,
+    splits: Splits,
+) -> _Published:
+    """Log the bundle as the MLflow model of run `run_id`, register it as the challenger of
+    `model_name`, and write the bundle and its summary (with the run and version) to the lake."""
+    with tempfile.TemporaryDirectory() as scratch:
+        bundle = fitted.save(Path(scratch) / MODEL_BUNDLE.name)
+        info = mlflow.log_model(bundle, model_name)
+        version = str(info.registered_model_version)
+        register_challenger(mlflow, model_name, version, as_of=key, test_days=splits.test)
+        registered = {
+            "mlflow_run_id": run_id,
+            "registered_model": model_name,
+            "registered_version": version,
+        }
+        summary = {**fitted.summary, **registered}
+        path = lake.write_folder(ASSET, key, lambda f: _copy(bundle, summary, f))
+    return _Published(registered, info.model_uri, path)
 
 
 def _training_metadata(fitted: FittedModel, splits: Splits) -> dict:

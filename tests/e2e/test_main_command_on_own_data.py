@@ -1,4 +1,5 @@
-"""The main command on data shaped like a real 2013 tape: five sessions, split 3/1/1."""
+"""The main command on data shaped like a real 2013 tape: five sessions, split 3/1/1, with the
+path model (`tiny_paths`), so both reports meet old dates, few sessions and a changing universe."""
 
 import os
 import subprocess
@@ -22,7 +23,7 @@ def test_the_main_command_on_five_real_looking_sessions_ends_with_a_report(
     env |= {
         "DIFFSTOCK_DATA": str(tmp_path / "data"),
         "DIFFSTOCK_RAW": str(tmp_path / "data_1s"),
-        "DIFFSTOCK_PROFILE": "tiny",  # a model that trains in seconds
+        "DIFFSTOCK_PROFILE": "tiny_paths",  # trains in seconds; adds the path report
         "DIFFSTOCK_SPLIT": "3,1,1",
     }
     completed = subprocess.run(
@@ -47,3 +48,13 @@ def test_the_main_command_on_five_real_looking_sessions_ends_with_a_report(
     overall = pl.read_csv(lake / "evaluation_report" / days[-1] / "overall.csv")
     assert "oracle" not in set(overall["model"])  # real data has no latent truth
     assert overall["crps_bp"].is_finite().all()
+
+    # the path report: every model scored at the same anchors, all scores finite
+    paths = lake / "path_report" / days[-1]
+    assert f"Path report: {paths / 'paths.md'}" in completed.stdout
+    metrics = pl.read_parquet(paths / "path_metrics.parquet")
+    assert {"diffusion_paths", "ewma_random_walk", "garch_t_paths"} <= set(metrics["model"])
+    assert "oracle_paths" not in set(metrics["model"])
+    scores = metrics.select("energy_score_bp", "crps_mean_bp")
+    assert scores.select(pl.all().is_finite().all()).row(0) == (True, True)
+    assert metrics["n_anchors"].n_unique() == 1 and metrics["n_anchors"][0] > 0

@@ -32,3 +32,14 @@ def test_make_trial_applies_options_over_the_profile() -> None:
         "width=2",
         "sampler_steps=20",
     ]
+
+
+def test_sequence_lengths_are_crops_of_the_windows_so_300_needs_300_s_windows() -> None:
+    profile = PROFILES["demo"]
+    contexts = {
+        length: [d["context_s"] for d in study.ablation(profile, length) if d["context_s"]]
+        for length in (120, 300)
+    }
+    assert contexts == {120: [60], 300: [60, 120]}  # the whole window is the profile's own
+    assert study.options_for(300)["context_s"] == (60, 120)
+    assert study.make_trial(profile, {"context_s": 120}).model.context_s == 120
