@@ -7,7 +7,7 @@ import pytest
 import torch
 from test_windows import CONFIG, _features
 
-from diffstock_ml.batches import Normaliser, WindowLoader
+from diffstock_ml.batches import CHUNK_BATCHES, Normaliser, WindowLoader
 from diffstock_ml.splits import fit_normaliser, split_days
 from diffstock_ml.windows import build_day_arrays, load_day_arrays, save_day_arrays
 
@@ -61,6 +61,36 @@ def test_the_epoch_order_is_the_one_training_has_always_drawn(days) -> None:
     first = loader.anchors[order[:64].long()]
     expected = first[torch.argsort(first[:, 0], stable=True)]
     assert torch.equal(next(iter(loader)).anchor, expected.long())
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_every_batch_of_an_epoch_is_the_per_batch_order_of_earlier_versions(
+    days, drop_last: bool
+) -> None:
+    """Anchors are gathered and sorted a chunk of batches at a time; every batch (across chunk
+    boundaries, the short last one, a resumed epoch) must still be what sorting each batch of
+    the permutation by day gave, or recorded training runs would not reproduce."""
+    arrays = list(days.values())
+    n_anchors = sum(len(a.anchors) for a in arrays)
+    size = n_anchors // (2 * CHUNK_BATCHES + 3) + 1  # two chunks and a bit, a short last batch
+    assert n_anchors % size != 0
+    loader = WindowLoader(arrays, batch_size=size, seed=5, drop_last=drop_last)
+    generator = torch.Generator().manual_seed(5 * 1_000_003 + 0)
+    order = torch.randperm(n_anchors, generator=generator)
+    expected = []
+    for start in range(0, n_anchors, size):
+        index = order[start : start + size]
+        if drop_last and len(index) < size:
+            break
+        batch = loader.anchors[index]
+        expected.append(batch[torch.argsort(batch[:, 0], stable=True)].long())
+    got = [b.anchor for b in loader.iterate(0)]
+    assert len(got) == len(expected) > 2 * CHUNK_BATCHES
+    assert all(torch.equal(g, e) for g, e in zip(got, expected, strict=True))
+    resumed = [b.anchor for b in loader.iterate(0, start_batch=CHUNK_BATCHES + 5)]
+    assert all(
+        torch.equal(g, e) for g, e in zip(resumed, expected[CHUNK_BATCHES + 5 :], strict=True)
+    )
 
 
 def test_unshuffled_order_covers_every_anchor_once(days) -> None:
