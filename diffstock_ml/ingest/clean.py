@@ -27,7 +27,7 @@ from diffstock_ml.ingest.read import (
     symbol_of,
 )
 from diffstock_ml.ingest.schema import FILES_SCHEMA, QUARANTINE_SCHEMA, RAW_COLUMNS, Reason
-from diffstock_ml.ingest.timestamps import with_utc_timestamps
+from diffstock_ml.ingest.timestamps import TIMESTAMP_COLUMNS, with_utc_timestamps
 from diffstock_ml.ingest.validate import (
     assign_reasons,
     describe_reasons,
@@ -39,6 +39,8 @@ from diffstock_ml.ingest.validate import (
 
 # Raw CSV bytes read and checked at once (a full synthetic day of 54 symbols is ~200 MB).
 BATCH_BYTES = 64 * 2**20
+# Text fields trimmed for the whole batch; `with_utc_timestamps` trims `bob`/`eob` when needed.
+TEXT_NOT_TIMESTAMPS = tuple(c for c in RAW_COLUMNS if c not in TIMESTAMP_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,11 @@ def _check_files(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -
 def _concat_rows(raw_files: list[RawFile]) -> pl.DataFrame:
     """The rows of every file that was read, file after file (RAW_ROWS_SCHEMA)."""
     texts = [f.rows for f in raw_files if f.rows is not None]
-    return strip_text(pl.concat(texts, how="vertical")) if texts else empty_raw_rows()
+    if not texts:
+        return empty_raw_rows()
+    # `bob`/`eob` are trimmed by `with_utc_timestamps`, and only when Arrow's strict parse
+    # refused them: it takes no whitespace, so on the usual export there is none to trim
+    return strip_text(pl.concat(texts, how="vertical"), TEXT_NOT_TIMESTAMPS)
 
 
 def _check_one_by_one(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -> _Checked:

@@ -14,7 +14,7 @@ import gzip
 import io
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -253,10 +253,10 @@ def _extra_columns_note(header: list[str]) -> str | None:
     return f"extra column(s) ignored: {extra}" if extra else None
 
 
-def strip_text(rows: pl.DataFrame) -> pl.DataFrame:
-    """The rows with surrounding whitespace trimmed from every text field (numbers the reader
-    typed have none: their text is null)."""
-    return rows.with_columns(pl.col(c).str.strip_chars() for c in RAW_COLUMNS)
+def strip_text(rows: pl.DataFrame, columns: Collection[str] = RAW_COLUMNS) -> pl.DataFrame:
+    """The rows with surrounding whitespace trimmed from the text fields `columns` (numbers
+    the reader typed have none: their text is null)."""
+    return rows.with_columns(pl.col(c).str.strip_chars() for c in columns)
 
 
 def rejected_file(path: Path, reason: Reason, detail: str) -> RawFile:

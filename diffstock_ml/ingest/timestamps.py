@@ -43,15 +43,19 @@ class Timestamps(NamedTuple):
 
 
 def with_utc_timestamps(rows: pl.DataFrame, day: dt.date) -> Timestamps:
-    """Add `bob_utc`, `eob_utc` and `bar_us`; null where a value cannot be read.
+    """Add `bob_utc`, `eob_utc` and `bar_us`; null where a value cannot be read. `bob`/`eob`
+    may come untrimmed: the rows come back with them trimmed.
 
     The usual export - every value a date-time with seconds and a written offset - is parsed
     by Arrow's ISO 8601 cast (`_with_offsets`). Anything else goes the general way: a day holds
     only a handful of distinct suffixes (`+00:00`, `Z`, ...), each is parsed once, and every
     value gathers its offset and fraction from that table by the suffix's code.
     """
-    fast = _with_offsets(rows)
-    return Timestamps(fast, {}) if fast is not None else _any_style(rows, day)
+    fast = _with_offsets(rows)  # Arrow's parse takes no whitespace: the text needs no trim
+    if fast is not None:
+        return Timestamps(fast, {})
+    trimmed = rows.with_columns(pl.col(c).str.strip_chars() for c in TIMESTAMP_COLUMNS)
+    return _any_style(trimmed, day)
 
 
 def _any_style(rows: pl.DataFrame, day: dt.date) -> Timestamps:

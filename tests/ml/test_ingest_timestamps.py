@@ -75,3 +75,18 @@ def test_other_styles_take_the_general_path_and_read_the_same(value: str) -> Non
     rows = _rows([good, value], [good, value])
     assert _with_offsets(rows) is None
     assert with_utc_timestamps(rows, DAY).rows.equals(_any_style(rows, DAY).rows)
+
+
+@pytest.mark.parametrize("pad", [" ", "\t", "  \r"])
+def test_untrimmed_timestamps_are_trimmed_and_read_as_trimmed_ones(pad: str) -> None:
+    """`bob`/`eob` reach `with_utc_timestamps` untrimmed (the batch trims the other fields):
+    Arrow refuses any whitespace, so padded values take the general path, trimmed."""
+    rng = np.random.default_rng(3)
+    bob, eob = _random_offset_values(rng, 200), _random_offset_values(rng, 200)
+    clean = with_utc_timestamps(_rows(bob, eob), DAY)
+    padded_bob = [f"{pad}{v}" if i % 7 == 0 else v for i, v in enumerate(bob)]
+    padded_eob = [f"{v}{pad}" if i % 5 == 0 else v for i, v in enumerate(eob)]
+    padded = _rows(padded_bob, padded_eob)
+    assert _with_offsets(padded) is None  # Arrow's parse does not take the padding
+    read = with_utc_timestamps(padded, DAY)
+    assert read.rows.equals(clean.rows)  # the same instants, and bob/eob come back trimmed
