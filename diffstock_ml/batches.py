@@ -183,10 +183,9 @@ class WindowLoader:
             # each batch's windows in day order, as the loader has always given them (training's
             # noise draws follow the order, so results stay reproducible across versions): a
             # stable sort on (batch, day) is each batch's stable sort on day
-            batch = torch.arange(len(chunk), device=self.device) // size
-            anchors = anchors[
-                torch.argsort(batch * len(self._store.offset) + anchors[:, 0], stable=True)
-            ]
+            batch_number = torch.arange(len(chunk), device=self.device) // size
+            key = batch_number * len(self._store.offset) + anchors[:, 0]  # (batch, day)
+            anchors = anchors[torch.argsort(key, stable=True)]
             cells = self._cells(anchors)
             for start in range(0, len(chunk), size):
                 if self.drop_last and len(chunk) - start < size:
