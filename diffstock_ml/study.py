@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from diffstock_ml.baselines import BASELINES, Baseline, Oracle
+from diffstock_ml.config import WindowConfig
 from diffstock_ml.experiments import ScoreConfig, Scores, run_trial
 from diffstock_ml.model.bundle import ModelBundle
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
@@ -117,7 +118,7 @@ def options_for(window_length: int) -> dict[str, tuple[Any, ...]]:
     return {**OPTIONS, "context_s": shorter}
 
 
-def ablation(profile: Profile, window_length: int = 120) -> list[dict[str, Any]]:
+def ablation(profile: Profile, window_length: int = WindowConfig().length) -> list[dict[str, Any]]:
     """The profile itself, then each other value of each option, one change at a time
     (`options_for(window_length)`)."""
     base = dict.fromkeys(OPTIONS)

@@ -19,6 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from diffstock_ml.calendar import NEW_YORK, session_bounds
+from diffstock_ml.ingest.read import strip_text
 from diffstock_ml.ingest.schema import UTC_US
 
 TIMESTAMP_COLUMNS = ("bob", "eob")
@@ -54,8 +55,7 @@ def with_utc_timestamps(rows: pl.DataFrame, day: dt.date) -> Timestamps:
     fast = _with_offsets(rows)  # Arrow's parse takes no whitespace: the text needs no trim
     if fast is not None:
         return Timestamps(fast, {})
-    trimmed = rows.with_columns(pl.col(c).str.strip_chars() for c in TIMESTAMP_COLUMNS)
-    return _any_style(trimmed, day)
+    return _any_style(strip_text(rows, TIMESTAMP_COLUMNS), day)
 
 
 def _any_style(rows: pl.DataFrame, day: dt.date) -> Timestamps:
