@@ -228,7 +228,7 @@ class WindowLoader:
 
 
 CHUNK_BATCHES = 64  # batches whose anchors and cells are found at once
-NORMALISE_ROWS = 16_384  # cells normalised at a time (1.6 MB of 25 features): add and clip in cache
+NORMALISE_ROWS = 16_384  # cells normalised at a time (1.8 MB of 28 features): add and clip in cache
 
 
 @dataclass(frozen=True)

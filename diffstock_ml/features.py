@@ -48,6 +48,12 @@ FEATURE_TABLE: dict[str, str] = {
     **{f"ma_ratio_{w}s": f"close / (mean close over the last {w} s) - 1" for w in MA_WINDOWS_S},
     "hl_range": "(high - low) / close of the bar",
     f"hl_range_mean_{RANGE_WINDOW_S}s": f"mean of hl_range over the last {RANGE_WINDOW_S} s",
+    "close_location": "where the close sits in its bar's range: 2 (close - low) / (high - low) - 1, "
+    "+1 at the high, -1 at the low; 0 when high = low (one price or no trade)",
+    "close_location_last": "close_location of the last bar today whose high > low (carried "
+    "forward); 0 before the first",
+    "tick_test": "sign of the last change of the close today (+1 up, -1 down, carried "
+    "forward); 0 before the first",
     "log_volume": "log1p(volume) of the bar (shares)",
     "log_amount": "log1p(amount) of the bar (traded value)",
     f"volume_rel_{ACTIVITY_WINDOW_S}s": f"log1p(volume) - log1p(mean volume over the last "
@@ -104,6 +110,7 @@ def build_features(bars: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
         .pipe(_with_volatility, config)
         .pipe(_with_price_levels, config)
         .pipe(_with_activity, config)
+        .pipe(_with_trade_side)
         .pipe(_with_time_of_day)
         .pipe(_with_sigma, config)
         .pipe(_with_target)
@@ -228,6 +235,25 @@ def _with_activity(frame: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
     ).with_columns(
         _trailing_mean("hl_range", RANGE_WINDOW_S, config).alias(f"hl_range_mean_{RANGE_WINDOW_S}s")
     )
+
+
+def _with_trade_side(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Hints of the side of the last trade (at the bid or the ask), which moves the next 30 s
+    return by the bid-ask bounce: where the close sits in its bar's range, and the tick test."""
+    bar_range = pl.col("high") - pl.col("low")
+    location = 2 * (pl.col("close") - pl.col("low")) / bar_range - 1
+    change = _per_symbol(pl.col("_c").diff()).sign()
+    location = pl.when(bar_range > 0).then(location.clip(-1, 1))  # null: no range (or no trade)
+    return frame.with_columns(
+        location.fill_null(0.0).alias("close_location"),
+        _carried(location).alias("close_location_last"),
+        _carried(pl.when(change != 0).then(change)).alias("tick_test"),
+    )
+
+
+def _carried(expr: pl.Expr) -> pl.Expr:
+    """The last non-null value of `expr` today (per symbol), 0 before the first."""
+    return _per_symbol(expr.forward_fill()).fill_null(0.0)
 
 
 def _with_time_of_day(frame: pl.LazyFrame) -> pl.LazyFrame:

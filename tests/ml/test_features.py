@@ -125,6 +125,7 @@ def _reference(bars: pl.DataFrame, symbol: str, session_s: float, config: Featur
     alpha = 1 - math.exp(-math.log(2) / config.sigma_halflife_s)
     num = den = 0.0
     count = 0
+    last_location = last_sign = 0.0  # the trade-side hints carried forward, 0 before the first
     for t in range(n):
         for k in RETURN_HORIZONS_S:
             if t - k >= 0:
@@ -138,6 +139,14 @@ def _reference(bars: pl.DataFrame, symbol: str, session_s: float, config: Featur
         out["hl_range"][t] = hl[t]
         if (v := _trailing(hl, t, 60, config)) is not None:
             out["hl_range_mean_60s"][t] = np.mean(v)
+        out["close_location"][t] = 0.0
+        if high[t] > low[t]:  # False for NaN
+            last_location = min(1.0, max(-1.0, 2 * (c[t] - low[t]) / (high[t] - low[t]) - 1))
+            out["close_location"][t] = last_location
+        out["close_location_last"][t] = last_location
+        if t > 0 and not math.isnan(r1[t]) and c[t] != c[t - 1]:
+            last_sign = math.copysign(1.0, c[t] - c[t - 1])
+        out["tick_test"][t] = last_sign
         for name, x in (("volume", volume), ("amount", amount)):
             out[f"log_{name}"][t] = math.log1p(x[t])
             if (v := _trailing(x, t, 300, config)) is not None:
