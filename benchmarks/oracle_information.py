@@ -10,10 +10,10 @@ with parts of that state withheld, each marginalised exactly (not plugged in):
   current spread away from the last price on the other side, anywhere in its tick (the observer
   sees the last price and, through the bars' ranges, the spread; not where the price sat in the
   quote. The sequence of prints does hint at the side, so a model can beat this variant);
-- `side_posterior`: as `side`, but the side is drawn with P(ask | prints) of a logistic
-  regression fitted on the training days: the tick test (sign of the last price change) and the
-  anchor's short-horizon features. A rough observer: a model reading the whole window may infer
-  the side better;
+- `side_posterior`: as `side`, but the side is drawn with P(ask | bars) of a logistic
+  regression fitted on the training days on the anchor's own features that hint at the side
+  (`SIDE_FEATURES`: the tick test, where the close sits in its bar's range, short returns). A
+  rough observer: a model reading the whole window may infer the side better;
 - `fast_vol` / `slow_vol` / `market_vol`: that log-vol state is drawn per sample from its
   stationary distribution instead of read from the state.
 
@@ -49,6 +49,7 @@ VOL_STATES = {"fast_vol": "h_fast", "slow_vol": "h_slow", "market_vol": "h_mkt"}
 VARIANTS: dict[str, tuple[str, ...]] = {
     "oracle": (),
     "side_from_prints": ("side_posterior",),
+    "side_from_prints_no_vol": ("side_posterior", "fast_vol", "slow_vol", "market_vol"),
     "no_side": ("side",),
     "no_fast_vol": ("fast_vol",),
     "no_slow_market_vol": ("slow_vol", "market_vol"),
@@ -58,21 +59,24 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 
 
-SIDE_FEATURES = ("logret_1s", "logret_5s", "ma_ratio_30s", "vwap_dev_60s", "hl_range", "is_filled")
+# what the bars show of the side of the last trade (the anchor's own features)
+SIDE_FEATURES = (
+    "tick_test",
+    "close_location",
+    "close_location_last",
+    "logret_1s",
+    "logret_5s",
+    "ma_ratio_30s",
+    "hl_range",
+    "is_filled",
+)
 
 
 def side_inputs(day: DayArrays, anchors: np.ndarray) -> np.ndarray:
-    """What the prints say about the side of the last trade at each anchor: the tick test (sign
-    of the last price change today) and a few of the anchor's own features, `[B, F]`."""
-    close = np.asarray(day.close)  # [S, T]
-    change = np.sign(np.diff(close, axis=1, prepend=close[:, :1]))
-    last_change = np.where(change != 0, np.arange(close.shape[1]), 0)
-    last_change = np.maximum.accumulate(last_change, axis=1)  # [S, T]: 0 before any change
-    s, t = anchors[:, 0], anchors[:, 1]
-    tick_test = change[s, last_change[s, t]]
+    """`[B, 1 + F]`: a constant and the anchor's SIDE_FEATURES."""
     columns = [day.feature_names.index(name) for name in SIDE_FEATURES]
     x = np.asarray(day.x)[anchors[:, 0], anchors[:, 1]][:, columns].astype(np.float64)
-    return np.column_stack([np.ones(len(anchors)), tick_test, x])
+    return np.column_stack([np.ones(len(anchors)), x])
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 25) -> np.ndarray:

@@ -16,7 +16,7 @@ import polars as pl
 
 from diffstock_ml.calendar import day_key
 from diffstock_ml.ingest import list_raw_days
-from diffstock_ml.windows import DayArrays, load_day_arrays
+from diffstock_ml.windows import DayArrays, feature_mismatch, load_day_arrays
 
 # On object stores `<asset>/<day>.current` holds {"folder": ..., "version": ...} as JSON.
 POINTER_SUFFIX = ".current"
@@ -124,8 +124,16 @@ class LakeResource(dg.ConfigurableResource):
         return self.local_folder(file.asset, day) / file.name
 
     def read_windows(self, day: str) -> DayArrays:
-        """The `windows` of `day`, memory-mapped from a local copy of the folder."""
-        return load_day_arrays(self.local_folder(WINDOWS, day))
+        """The `windows` of `day`, memory-mapped from a local copy of the folder; a `Failure`
+        when they hold other features than this version builds (written by an older one)."""
+        arrays = load_day_arrays(self.local_folder(WINDOWS, day))
+        if problem := feature_mismatch(arrays.feature_names):
+            raise dg.Failure(
+                description=f"the windows of {day} {problem}: they were built by an older "
+                f"diffstock; re-materialise features and windows for {day}.",
+                allow_retries=False,
+            )
+        return arrays
 
     def has_windows(self, day: str) -> bool:
         fs, root = self._fs()

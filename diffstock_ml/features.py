@@ -48,8 +48,8 @@ FEATURE_TABLE: dict[str, str] = {
     **{f"ma_ratio_{w}s": f"close / (mean close over the last {w} s) - 1" for w in MA_WINDOWS_S},
     "hl_range": "(high - low) / close of the bar",
     f"hl_range_mean_{RANGE_WINDOW_S}s": f"mean of hl_range over the last {RANGE_WINDOW_S} s",
-    "close_location": "where the close sits in its bar's range: 2 (close - low) / (high - low) - 1, "
-    "+1 at the high, -1 at the low; 0 when high = low (one price or no trade)",
+    "close_location": "where the close sits in its bar's range: 2 (close - low) / (high - low) "
+    "- 1, +1 at the high, -1 at the low; 0 when high = low (one price or no trade)",
     "close_location_last": "close_location of the last bar today whose high > low (carried "
     "forward); 0 before the first",
     "tick_test": "sign of the last change of the close today (+1 up, -1 down, carried "

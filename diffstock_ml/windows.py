@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -194,6 +195,20 @@ def load_day_arrays(folder: Path, mmap: bool = True) -> DayArrays:
         mapped_files=mapped,
         **arrays,
     )
+
+
+def feature_mismatch(names: Sequence[str]) -> str | None:
+    """What differs between `names` and this version's FEATURE_COLUMNS (None: nothing)."""
+    if tuple(names) == FEATURE_COLUMNS:
+        return None
+    missing = [n for n in FEATURE_COLUMNS if n not in names]
+    extra = [n for n in names if n not in FEATURE_COLUMNS]
+    parts = [f"hold {len(names)} features where this version builds {len(FEATURE_COLUMNS)}"]
+    parts += [f"lack {', '.join(missing)}"] if missing else []
+    parts += [f"have {', '.join(extra)} that it no longer builds"] if extra else []
+    if not missing and not extra:
+        parts = ["hold this version's features in another order"]
+    return "; ".join(parts)
 
 
 def file_identity(path: Path | str | int) -> tuple[int, ...]:

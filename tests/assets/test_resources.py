@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 import fsspec
+import numpy as np
 import polars as pl
 import pytest
 
@@ -12,9 +13,13 @@ from diffstock_assets.resources import (
     FORECAST_SAMPLES,
     MODEL_SUMMARY,
     REPORT,
+    WINDOWS,
     LakeResource,
     RawDataResource,
 )
+from diffstock_ml.config import WindowConfig
+from diffstock_ml.features import FEATURE_COLUMNS
+from diffstock_ml.windows import DayArrays, save_day_arrays
 
 
 def test_lake_round_trip_on_local_disk(tmp_path: Path) -> None:
@@ -276,3 +281,34 @@ def test_a_local_publish_killed_between_its_renames_leaves_the_old_folder(
     lake.write_folder("windows", DAY, _writer(NEWER))
     assert _read(lake, tmp_path / "cache") == NEWER
     assert [p.name for p in (tmp_path / "lake" / "windows").iterdir()] == [DAY]
+
+
+@pytest.mark.parametrize("current", [True, False])
+def test_windows_built_by_an_older_version_name_the_day_and_the_fix(
+    tmp_path: Path, current: bool
+) -> None:
+    """Windows whose features differ from this version's (an older lake after an upgrade) are
+    refused with the day, the missing features and what to re-materialise, not a shape error."""
+    names = FEATURE_COLUMNS if current else FEATURE_COLUMNS[:-3]
+    n_seconds, n_features = 10, len(names)
+    arrays = DayArrays(
+        day="20251103",
+        symbols=("A",),
+        feature_names=tuple(names),
+        start_ts_us=0,
+        config=WindowConfig(),
+        x=np.zeros((1, n_seconds, n_features), np.float32),
+        target=np.zeros((1, n_seconds)),
+        sigma=np.ones((1, n_seconds)),
+        close=np.ones((1, n_seconds)),
+        anchors=np.zeros((0, 2), np.int32),
+    )
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    lake.write_folder(WINDOWS, "20251103", lambda folder: save_day_arrays(arrays, folder))
+    if current:
+        assert lake.read_windows("20251103").feature_names == FEATURE_COLUMNS
+        return
+    missing = ", ".join(FEATURE_COLUMNS[-3:])
+    with pytest.raises(dg.Failure, match=f"windows of 20251103 hold 25 .*lack {missing}") as info:
+        lake.read_windows("20251103")
+    assert "re-materialise features and windows for 20251103" in str(info.value)
