@@ -47,17 +47,25 @@ def build_windows(n_days: int) -> list[Path]:
 
     days = [day_key(d) for d in PROFILES["full"].sessions()[-n_days:]]
     folders = [CACHE / "windows" / day for day in days]
-    missing = [day for day, folder in zip(days, folders, strict=True) if not folder.exists()]
-    if missing:
+    current = [_is_current(folder) for folder in folders]  # a cache of another feature set: rebuild
+    missing = [day for day, ok in zip(days, current, strict=True) if not ok]
+    if missing and not all((CACHE / "raw" / day).exists() for day in missing):
         config = dataclasses.replace(PROFILES["full"], start=missing[0], end=missing[-1])
         generate_market(config, CACHE / "raw", workers=2, write_latent=False)
-    for day, folder in zip(days, folders, strict=True):
-        if folder.exists():
+    for day, folder, ok in zip(days, folders, current, strict=True):
+        if ok:
             continue
         bars = clean_day(CACHE / "raw" / day, parse_day(day)).bars
         features = build_features(bars.lazy(), FeatureConfig()).collect()
         save_day_arrays(build_day_arrays(features, day, WindowConfig()), folder)
     return folders
+
+
+def _is_current(folder: Path) -> bool:
+    from diffstock_ml.windows import META_FILE, feature_mismatch
+
+    meta = folder / META_FILE
+    return meta.exists() and feature_mismatch(json.loads(meta.read_text())["feature_names"]) is None
 
 
 def run_ours(
