@@ -31,6 +31,7 @@ from diffstock_ml.windows import DayArrays
 # What each option tries besides the profile's own value (None in a design = the profile's).
 OPTIONS: dict[str, tuple[Any, ...]] = {  # most telling first: a time-boxed ablation runs in order
     "parameterisation": ("residual", "direct"),
+    "head_family": ("gaussian", "student_t"),
     "ema_warmup": (True, False),
     "grid_condition": (False, True),
     "k_noise": (1, 4, 16),
@@ -60,6 +61,7 @@ SAMPLERS: dict[str, SamplerConfig] = {
 }
 MODEL_FIELDS = (
     "parameterisation",
+    "head_family",
     "prediction",
     "loss_weighting",
     "encoder",

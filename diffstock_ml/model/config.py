@@ -45,7 +45,11 @@ class ModelConfig:
     # jointly by likelihood, and the diffusion of the standardised residual (z − loc) / scale, so
     # the denoiser learns only the shape around a learned centre and width; "direct" diffuses z.
     parameterisation: Literal["residual", "direct"] = "residual"
-    head_loss_weight: float = 1.0  # weight of the head's Gaussian NLL beside the diffusion loss
+    # The residual's location-scale head: a Gaussian (loc, scale), or a Student-t (loc, scale,
+    # df per window: a robust centre and a width fitted to the bulk, not pulled by the tails,
+    # whose standardised residual is t-shaped for the diffusion to refine).
+    head_family: Literal["gaussian", "student_t"] = "gaussian"
+    head_loss_weight: float = 1.0  # weight of the head's NLL beside the diffusion loss
     # Condition on the price tick in target units, tick / (close · scale): how lumpy the
     # outcome is on the price grid (a $14 stock moves in steps of ~0.5 sigma_30s). The heads on
     # the same encoder get it too.

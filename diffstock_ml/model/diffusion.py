@@ -14,6 +14,7 @@ C = `config.target_dim` (1 for the scalar target, H for a path).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -27,6 +28,7 @@ from diffstock_ml.model.schedule import make_schedule
 from diffstock_ml.model.schedulers import make_scheduler, randn_tensor
 
 LOG_SCALE_RANGE = (-7.0, 5.0)
+LOG_DF_RANGE = (-4.0, 5.0)  # Student-t head: df = 2 + exp(.), between ~2.02 and ~150
 
 
 class Location(NamedTuple):
@@ -37,22 +39,47 @@ class Location(NamedTuple):
 
 
 class LocationScaleHead(nn.Module):
-    """Condition `[B, D]` -> Gaussian `Location` of z (one loc and scale per target dimension,
-    C = `dim`); starts at loc 0, scale 1 (identity)."""
+    """Condition `[B, D]` -> `Location` of z (one loc and scale per target dimension, C = `dim`)
+    of a Gaussian or a Student-t (then also a df per dimension); starts at loc 0, scale 1."""
 
-    def __init__(self, d_model: int, dim: int = 1) -> None:
+    def __init__(self, d_model: int, dim: int = 1, family: str = "gaussian") -> None:
         super().__init__()
-        self.dim = dim
+        self.dim, self.family = dim, family
+        outputs = (3 if family == "student_t" else 2) * dim
         self.mlp = nn.Sequential(
-            nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, 2 * dim)
+            nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, outputs)
         )
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
+        if family == "student_t":
+            with torch.no_grad():
+                self.mlp[-1].bias[2 * dim :] = math.log(4.0)  # df = 6 at initialisation
 
     def forward(self, cond: torch.Tensor) -> Location:
-        out = self.mlp(cond).float()  # [..., 2C]
-        log_scale = out[..., self.dim :].clamp(*LOG_SCALE_RANGE)
-        return Location(out[..., : self.dim], log_scale.exp())
+        loc, scale, _ = self.parameters_of(cond)
+        return Location(loc, scale)
+
+    def parameters_of(self, cond: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`loc, scale, df` (`[..., C]` each; df None for the Gaussian), float32."""
+        out = self.mlp(cond).float()  # [..., 2C or 3C]
+        c = self.dim
+        scale = out[..., c : 2 * c].clamp(*LOG_SCALE_RANGE).exp()
+        df = (
+            2.0 + out[..., 2 * c :].clamp(*LOG_DF_RANGE).exp()
+            if self.family == "student_t"
+            else None
+        )
+        return out[..., :c], scale, df
+
+    def nll(self, cond: torch.Tensor, z: torch.Tensor) -> tuple[Location, torch.Tensor]:
+        """The `Location` of `cond` and the mean NLL of `z [B, C]` under it (the Gaussian's up
+        to a constant)."""
+        loc, scale, df = self.parameters_of(cond)
+        if df is None:
+            nll = (0.5 * ((z - loc) / scale) ** 2 + scale.log()).mean()
+        else:
+            nll = -torch.distributions.StudentT(df, loc, scale).log_prob(z).mean()
+        return Location(loc, scale), nll
 
 
 class DiffusionForecaster(nn.Module):
@@ -66,7 +93,7 @@ class DiffusionForecaster(nn.Module):
         self.denoiser = Denoiser(config)
         self.grid = GridEmbedding(config.d_model) if config.grid_condition else None
         self.location_scale = (
-            LocationScaleHead(config.d_model, config.target_dim)
+            LocationScaleHead(config.d_model, config.target_dim, config.head_family)
             if config.parameterisation == "residual"
             else None
         )
@@ -112,7 +139,7 @@ class DiffusionForecaster(nn.Module):
         grid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Weighted squared error of the v- (or ε-) prediction over K noise levels per window,
-        plus (residual parameterisation) `head_loss_weight` × the head's Gaussian NLL of z.
+        plus (residual parameterisation) `head_loss_weight` × the head's NLL of z.
 
         `batch_x [B, N, F]`, `target_z [B]` (already standardised, see `forecast.to_model_target`),
         or `[B, H]` for a path target (`forecast.to_path_target`): the squared error and the
@@ -133,10 +160,10 @@ class DiffusionForecaster(nn.Module):
                 f"target of shape {list(target_z.shape)} for a model of {self.config.target_dim} "
                 "target dimension(s) (ModelConfig.path_horizons)"
             )
-        loc, scale = self.locate(cond)  # [B, C] each
-        head_nll = torch.zeros((), device=device)
-        if self.location_scale is not None:  # Gaussian NLL of z, up to a constant
-            head_nll = (0.5 * ((z - loc) / scale) ** 2 + scale.log()).mean()
+        if self.location_scale is not None:
+            (loc, scale), head_nll = self.location_scale.nll(cond, z)  # [B, C] each, scalar
+        else:
+            (loc, scale), head_nll = self.locate(cond), torch.zeros((), device=device)
         residual = (z - loc.detach()) / scale.detach()  # [B, C]
         cond = cond.repeat_interleave(k_noise, dim=0)  # [B*K, D]
         x0 = residual.repeat_interleave(k_noise, dim=0)  # [B*K, C]

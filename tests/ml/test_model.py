@@ -1,6 +1,7 @@
 """The model's modules: shapes of both encoders and the denoiser, the loss, sampling, guidance."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -209,20 +210,40 @@ def test_residual_parameterisation_draws_loc_plus_scale_times_the_diffused_resid
     torch.testing.assert_close(shifted, 2.0 + 3.0 * plain)
 
 
-def test_residual_diffusion_loss_does_not_train_the_location_scale_head() -> None:
-    """The head learns from its likelihood only: the diffusion part cannot widen the head to
-    shrink its own target."""
-    model = DiffusionForecaster(SMALL, F).eval()  # no dropout: both passes see one encoding
+@pytest.mark.parametrize("family", ["gaussian", "student_t"])
+def test_residual_diffusion_loss_does_not_train_the_location_scale_head(family: str) -> None:
+    """The head learns from its likelihood only (its family's NLL): the diffusion part cannot
+    widen the head to shrink its own target."""
+    config = dataclasses.replace(SMALL, head_family=family)
+    model = DiffusionForecaster(config, F).eval()  # no dropout: both passes see one encoding
     x, z = windows(), torch.randn(B, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():  # a head away from its zero start, so its gradients are informative
         model.location_scale.mlp[-1].weight.normal_(0, 0.1)
     model.loss(x, z, 2, torch.Generator().manual_seed(5)).backward()
     total = [p.grad.clone() for p in model.location_scale.parameters()]
     model.zero_grad()
-    loc, scale = model.locate(model.encode(x))
-    (0.5 * ((z[:, None] - loc) / scale) ** 2 + scale.log()).mean().backward()
+    loc, scale, df = model.location_scale.parameters_of(model.encode(x))
+    if family == "gaussian":
+        (0.5 * ((z[:, None] - loc) / scale) ** 2 + scale.log()).mean().backward()
+    else:
+        (-torch.distributions.StudentT(df, loc, scale).log_prob(z[:, None]).mean()).backward()
     for got, nll_only in zip(total, model.location_scale.parameters(), strict=True):
         torch.testing.assert_close(got, nll_only.grad)
+
+
+def test_a_student_t_residual_head_starts_at_loc_0_scale_1_df_6_and_draws_loc_plus_scale_x0() -> (
+    None
+):
+    model = DiffusionForecaster(dataclasses.replace(SMALL, head_family="student_t"), F)
+    loc, scale, df = model.location_scale.parameters_of(model.encode(windows()))
+    torch.testing.assert_close(loc, torch.zeros_like(loc))
+    torch.testing.assert_close(scale, torch.ones_like(scale))
+    torch.testing.assert_close(df, torch.full_like(df, 6.0))
+    plain = model.sample(windows(), 6, FAST, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        model.location_scale.mlp[-1].bias[:2] = torch.tensor([2.0, math.log(3.0)])
+    shifted = model.sample(windows(), 6, FAST, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(shifted, 2.0 + 3.0 * plain)
 
 
 def test_grid_condition_needs_the_grid_and_uses_it() -> None:
