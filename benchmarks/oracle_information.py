@@ -95,9 +95,9 @@ class WithheldOracle(Oracle):
     def __init__(self, latent_root: Path, withheld: tuple[str, ...]) -> None:
         super().__init__(latent_root)
         self.withheld = withheld
-        self.name = "oracle"
         self.side_weights: np.ndarray | None = None
         self.side_scale: tuple[np.ndarray, np.ndarray] | None = None
+        self.side_accuracy: float | None = None  # on the training days, with side_posterior
 
     def fit(self, train_days, rng: np.random.Generator) -> None:
         """With `side_posterior`: P(last trade at the ask | prints), fitted on training days."""

@@ -241,9 +241,9 @@ def _with_trade_side(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Hints of the side of the last trade (at the bid or the ask), which moves the next 30 s
     return by the bid-ask bounce: where the close sits in its bar's range, and the tick test."""
     bar_range = pl.col("high") - pl.col("low")
-    location = 2 * (pl.col("close") - pl.col("low")) / bar_range - 1
+    position = 2 * (pl.col("close") - pl.col("low")) / bar_range - 1
+    location = pl.when(bar_range > 0).then(position.clip(-1, 1))  # null: no range (or no trade)
     change = _per_symbol(pl.col("_c").diff()).sign()
-    location = pl.when(bar_range > 0).then(location.clip(-1, 1))  # null: no range (or no trade)
     return frame.with_columns(
         location.fill_null(0.0).alias("close_location"),
         _carried(location).alias("close_location_last"),
