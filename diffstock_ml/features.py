@@ -54,6 +54,10 @@ FEATURE_TABLE: dict[str, str] = {
     "forward); 0 before the first",
     "tick_test": "sign of the last change of the close today (+1 up, -1 down, carried "
     "forward); 0 before the first",
+    "quote_position": "where the close sits in the range of the last bar today whose high > low "
+    "(when both sides traded there, its quotes): 2 (close - low_last) / (high_last - low_last) - "
+    "1, clipped to [-3, 3]; 0 before the first",
+    "quote_mid_dev": "close / the midpoint of that last range - 1; 0 before the first",
     "log_volume": "log1p(volume) of the bar (shares)",
     "log_amount": "log1p(amount) of the bar (traded value)",
     f"volume_rel_{ACTIVITY_WINDOW_S}s": f"log1p(volume) - log1p(mean volume over the last "
@@ -244,10 +248,16 @@ def _with_trade_side(frame: pl.LazyFrame) -> pl.LazyFrame:
     position = 2 * (pl.col("close") - pl.col("low")) / bar_range - 1
     location = pl.when(bar_range > 0).then(position.clip(-1, 1))  # null: no range (or no trade)
     change = _per_symbol(pl.col("_c").diff()).sign()
+    # the last range seen (a bar with trades at both quotes spans them), carried forward
+    high = _per_symbol(pl.when(bar_range > 0).then(pl.col("high")).forward_fill())
+    low = _per_symbol(pl.when(bar_range > 0).then(pl.col("low")).forward_fill())
+    quote_position = (2 * (pl.col("_c") - low) / (high - low) - 1).clip(-3, 3)
     return frame.with_columns(
         location.fill_null(0.0).alias("close_location"),
         _carried(location).alias("close_location_last"),
         _carried(pl.when(change != 0).then(change)).alias("tick_test"),
+        quote_position.fill_null(0.0).alias("quote_position"),
+        (2 * pl.col("_c") / (high + low) - 1).fill_null(0.0).alias("quote_mid_dev"),
     )
 
 

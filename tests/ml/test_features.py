@@ -126,6 +126,7 @@ def _reference(bars: pl.DataFrame, symbol: str, session_s: float, config: Featur
     num = den = 0.0
     count = 0
     last_location = last_sign = 0.0  # the trade-side hints carried forward, 0 before the first
+    last_high = last_low = math.nan  # the range of the last bar that had one
     for t in range(n):
         for k in RETURN_HORIZONS_S:
             if t - k >= 0:
@@ -144,6 +145,14 @@ def _reference(bars: pl.DataFrame, symbol: str, session_s: float, config: Featur
             last_location = min(1.0, max(-1.0, 2 * (c[t] - low[t]) / (high[t] - low[t]) - 1))
             out["close_location"][t] = last_location
         out["close_location_last"][t] = last_location
+        if high[t] > low[t]:
+            last_high, last_low = high[t], low[t]
+        if math.isnan(last_high) or math.isnan(c[t]):
+            out["quote_position"][t] = out["quote_mid_dev"][t] = 0.0
+        else:
+            position = 2 * (c[t] - last_low) / (last_high - last_low) - 1
+            out["quote_position"][t] = min(3.0, max(-3.0, position))
+            out["quote_mid_dev"][t] = c[t] / ((last_high + last_low) / 2) - 1
         if t > 0 and not math.isnan(r1[t]) and c[t] != c[t - 1]:
             last_sign = math.copysign(1.0, c[t] - c[t - 1])
         out["tick_test"][t] = last_sign
