@@ -243,14 +243,16 @@ def _with_activity(frame: pl.LazyFrame, config: FeatureConfig) -> pl.LazyFrame:
 
 def _with_trade_side(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Hints of the side of the last trade (at the bid or the ask), which moves the next 30 s
-    return by the bid-ask bounce: where the close sits in its bar's range, and the tick test."""
+    return by the bid-ask bounce: where the close sits in its bar's range and in the last range
+    seen, and the tick test."""
     bar_range = pl.col("high") - pl.col("low")
+    ranged = bar_range > 0
     position = 2 * (pl.col("close") - pl.col("low")) / bar_range - 1
-    location = pl.when(bar_range > 0).then(position.clip(-1, 1))  # null: no range (or no trade)
+    location = pl.when(ranged).then(position.clip(-1, 1))  # null: no range (or no trade)
     change = _per_symbol(pl.col("_c").diff()).sign()
     # the last range seen (a bar with trades at both quotes spans them), carried forward
-    high = _per_symbol(pl.when(bar_range > 0).then(pl.col("high")).forward_fill())
-    low = _per_symbol(pl.when(bar_range > 0).then(pl.col("low")).forward_fill())
+    high = _per_symbol(pl.when(ranged).then(pl.col("high")).forward_fill())
+    low = _per_symbol(pl.when(ranged).then(pl.col("low")).forward_fill())
     quote_position = (2 * (pl.col("_c") - low) / (high - low) - 1).clip(-3, 3)
     return frame.with_columns(
         location.fill_null(0.0).alias("close_location"),
