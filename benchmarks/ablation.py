@@ -8,6 +8,8 @@ the same with Optuna and one MLflow run per trial). Prints a markdown table and 
 is rewritten after every trial, so a run cut short keeps what it finished. `--samplers` re-scores
 the profile's own trained model under other samplers (`diffstock_ml.study.SAMPLERS`), each with
 its own spread factor, paired with the first one named and with the best head on the same anchors.
+`--own-head` also scores the profile's model with its denoiser's output zeroed (`study.own_head`:
+it then samples its own location-scale head), paired with the model: what the denoiser adds.
 
     python benchmarks/ablation.py --work /tmp/ablation --budget-s 600 --out ablation.json
     python benchmarks/ablation.py --work /tmp/ablation --only prediction \
@@ -33,6 +35,7 @@ from diffstock_ml.study import (
     SAMPLERS,
     ablation,
     markdown_table,
+    own_head,
     reference_models,
     run_design,
 )
@@ -61,6 +64,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="JSON file, rewritten after every trial")
     parser.add_argument(
         "--samplers", nargs="*", default=[], choices=sorted(SAMPLERS), help="re-score the profile"
+    )
+    parser.add_argument(
+        "--own-head", action="store_true", help="score the profile without its denoiser too"
     )
     args = parser.parse_args()
     started = time.perf_counter()
@@ -105,8 +111,23 @@ def main() -> int:
             samplers = sampler_rows(bundle, args.samplers, train_days, val_days, references, score)
             _write(args, device, profile.name, references, rows, samplers, started)
             print(json.dumps({"samplers": samplers}), flush=True)
+        if number == 0 and args.own_head:
+            rows[-1]["own_head"] = own_head_row(bundle, train_days, val_days, score)
+            _write(args, device, profile.name, references, rows, samplers, started)
+            print(json.dumps({"own_head": rows[-1]["own_head"]}), flush=True)
     print(markdown_table(rows, references))
     return 0
+
+
+def own_head_row(bundle, train_days, val_days, score) -> dict:
+    """The model and its own head (the denoiser's output zeroed), each with its spread factor,
+    on the same anchors; the head's CRPS relative to the model's."""
+    sampler = {"model": bundle.sampler}
+    ((_, model),) = score_samplers(bundle, sampler, train_days, val_days, score).values()
+    ((factor, head),) = score_samplers(
+        own_head(bundle), sampler, train_days, val_days, score
+    ).values()
+    return {**head.flat(), "spread_factor": factor, "vs_model": paired_difference(head, model)}
 
 
 def sampler_rows(bundle, names, train_days, val_days, references, score) -> dict[str, dict]:

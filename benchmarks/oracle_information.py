@@ -64,6 +64,8 @@ SIDE_FEATURES = (
     "tick_test",
     "close_location",
     "close_location_last",
+    "quote_position",
+    "quote_mid_dev",
     "logret_1s",
     "logret_5s",
     "ma_ratio_30s",

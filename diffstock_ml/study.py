@@ -2,14 +2,15 @@
 
 `OPTIONS` lists what the study varies (issue: sequence length, model size, diffusion timesteps
 and sampler steps, ε vs v, loss weighting, noise levels per window, encoder, learning rate and
-steps, the residual parameterisation, the EMA warm-up, conditioning on the price grid). The first
-value of each option is the profile's own. The runners are `dagster_project.study` (Optuna, one
-MLflow run per trial) and `benchmarks/ablation.py` (plain loop, JSON; for a GPU machine without
-the orchestration stack).
+steps, the residual parameterisation and transform, dropout, the EMA warm-up, conditioning on
+the price grid); an ablation tries each value that is not the profile's own. The runners are
+`dagster_project.study` (Optuna, one MLflow run per trial) and `benchmarks/ablation.py` (plain
+loop, JSON; for a GPU machine without the orchestration stack).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,8 @@ from diffstock_ml.windows import DayArrays
 OPTIONS: dict[str, tuple[Any, ...]] = {  # most telling first: a time-boxed ablation runs in order
     "parameterisation": ("residual", "direct"),
     "head_family": ("gaussian", "student_t"),
+    "residual_transform": ("standardise", "gaussianise"),
+    "dropout": (0.0, 0.1),  # the encoder's and the denoiser's
     "ema_warmup": (True, False),
     "grid_condition": (False, True),
     "k_noise": (1, 4, 16),
@@ -62,6 +65,8 @@ SAMPLERS: dict[str, SamplerConfig] = {
 MODEL_FIELDS = (
     "parameterisation",
     "head_family",
+    "residual_transform",
+    "dropout",
     "prediction",
     "loss_weighting",
     "encoder",
@@ -85,9 +90,10 @@ class Trial:
 def make_trial(profile: Profile, options: Mapping[str, Any]) -> Trial:
     """The profile's configuration with `options` applied (None keeps the profile's value)."""
     chosen = {k: v for k, v in options.items() if v is not None}
-    model = dataclasses.replace(
-        profile.model, **{k: v for k, v in chosen.items() if k in MODEL_FIELDS}
-    )
+    fields = {k: v for k, v in chosen.items() if k in MODEL_FIELDS}
+    if fields.get("parameterisation") == "direct":  # no head: nothing to Gaussianise
+        fields.setdefault("residual_transform", "standardise")
+    model = dataclasses.replace(profile.model, **fields)
     if "width" in chosen:  # the encoder and the denoiser `width` times wider
         w = chosen["width"]
         model = dataclasses.replace(
@@ -186,6 +192,19 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], references: Mapping[str, S
             f"{scores.median_below:.3f} | | |"
         )
     return "\n".join(lines)
+
+
+def own_head(bundle: ModelBundle) -> ModelBundle:
+    """The bundle's model with its denoiser's output layer zeroed: v = 0, the exact denoiser of
+    an N(0, 1) residual, so it samples the model's own location-scale head (with a gaussianised
+    Student-t residual, that t; otherwise a Gaussian of its loc and scale). Scoring it beside the
+    model measures what the trained denoiser adds (docs/experiments.md). A copy: `bundle` is
+    left as it was."""
+    model = copy.deepcopy(bundle.model)
+    with torch.no_grad():
+        model.denoiser.output.weight.zero_()
+        model.denoiser.output.bias.zero_()
+    return dataclasses.replace(bundle, model=model, spread_factor=None)
 
 
 def run_design(

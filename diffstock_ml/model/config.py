@@ -49,6 +49,12 @@ class ModelConfig:
     # df per window: a robust centre and a width fitted to the bulk, not pulled by the tails,
     # whose standardised residual is t-shaped for the diffusion to refine).
     head_family: Literal["gaussian", "student_t"] = "gaussian"
+    # What the denoiser diffuses of the residual r = (z − loc) / scale: r itself ("standardise"),
+    # or Φ⁻¹(F(r)) under the head's own distribution ("gaussianise": with a Student-t head the
+    # t-shaped residual becomes exactly N(0, 1) where the head is right, so a denoiser that has
+    # learnt nothing (v = 0) samples the head itself and what it learns corrects the head's shape;
+    # a Gaussian head's residual is already its own Gaussianisation).
+    residual_transform: Literal["standardise", "gaussianise"] = "standardise"
     head_loss_weight: float = 1.0  # weight of the head's NLL beside the diffusion loss
     # Condition on the price tick in target units, tick / (close · scale): how lumpy the
     # outcome is on the price grid (a $14 stock moves in steps of ~0.5 sigma_30s). The heads on
@@ -85,6 +91,8 @@ class ModelConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.cfg_dropout < 1.0:
             raise ValueError(f"cfg_dropout must be in [0, 1), got {self.cfg_dropout}")
+        if self.residual_transform == "gaussianise" and self.parameterisation != "residual":
+            raise ValueError('residual_transform="gaussianise" needs parameterisation="residual"')
         if self.min_snr_gamma <= 0 or self.head_loss_weight <= 0:
             raise ValueError("min_snr_gamma and head_loss_weight must be positive")
         if self.return_scale <= 0:

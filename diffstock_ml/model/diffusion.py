@@ -7,9 +7,13 @@ is trained jointly by likelihood and the denoiser diffuses the standardised resi
 x0 = (z − loc) / scale of the target z = ret_30s / sigma_30s; a draw is z = loc + scale · x0.
 The head carries the centre and the width, the diffusion the shape around them (tails, skew,
 the price grid's lumps), so the model starts where a likelihood head ends. "direct" diffuses z
-itself. Training encodes each window once and draws K noise levels for it; sampling encodes
-once and pushes all samples of all windows through the denoiser as one batch. Shapes below:
-C = `config.target_dim` (1 for the scalar target, H for a path).
+itself. With a Student-t head and `residual_transform="gaussianise"` (the demo profile) the
+residual is first mapped through the t's CDF and the normal quantile function, x0 =
+Φ⁻¹(F_ν((z − loc) / scale)), which is exactly N(0, 1) where the head is right: a denoiser that has
+learnt nothing (v = 0, the exact denoiser of N(0, 1) data) then samples the head's Student-t, and
+what it learns corrects the head's shape. Training encodes each window once and draws K noise
+levels for it; sampling encodes once and pushes all samples of all windows through the denoiser
+as one batch. Shapes below: C = `config.target_dim` (1 for the scalar target, H for a path).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
+from scipy import special
 from torch import nn
 
 from diffstock_ml.device import has_native_bfloat16
@@ -36,6 +42,30 @@ class Location(NamedTuple):
 
     loc: torch.Tensor  # [B, C]
     scale: torch.Tensor  # [B, C] > 0
+    df: torch.Tensor | None = None  # [B, C] > 2 of a Student-t head, None otherwise
+
+
+def t_to_normal(r: torch.Tensor, df: torch.Tensor) -> torch.Tensor:
+    """Φ⁻¹(F_ν(r)) elementwise: a Student-t(ν) variable mapped to the standard normal with the
+    same CDF value (the probability integral transform). Computed in the lower tail of |r| (scipy's
+    `stdtr`/`ndtri`, float64) so that the far tails keep their precision; no gradient."""
+    r64, df64 = _numpy64(r), _numpy64(df)
+    lower = np.maximum(special.stdtr(df64, -np.abs(r64)), np.finfo(np.float64).tiny)
+    return _like(-special.ndtri(lower) * np.sign(r64), r)
+
+
+def normal_to_t(x: torch.Tensor, df: torch.Tensor) -> torch.Tensor:
+    """The inverse of `t_to_normal`: F_ν⁻¹(Φ(x)) elementwise (scipy's `ndtr`/`stdtrit`)."""
+    x64, df64 = _numpy64(x), _numpy64(df)
+    return _like(-special.stdtrit(df64, special.ndtr(-np.abs(x64))) * np.sign(x64), x)
+
+
+def _numpy64(x: torch.Tensor) -> np.ndarray:
+    return x.detach().to("cpu", torch.float64).numpy()
+
+
+def _like(values: np.ndarray, reference: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(values).to(reference.device, reference.dtype)
 
 
 class LocationScaleHead(nn.Module):
@@ -56,8 +86,7 @@ class LocationScaleHead(nn.Module):
                 self.mlp[-1].bias[2 * dim :] = math.log(4.0)  # df = 6 at initialisation
 
     def forward(self, cond: torch.Tensor) -> Location:
-        loc, scale, _ = self.parameters_of(cond)
-        return Location(loc, scale)
+        return Location(*self.parameters_of(cond))
 
     def parameters_of(self, cond: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """`loc, scale, df` (`[..., C]` each; df None for the Gaussian), float32."""
@@ -79,7 +108,7 @@ class LocationScaleHead(nn.Module):
             nll = (0.5 * ((z - loc) / scale) ** 2 + scale.log()).mean()
         else:
             nll = -torch.distributions.StudentT(df, loc, scale).log_prob(z).mean()
-        return Location(loc, scale), nll
+        return Location(loc, scale, df), nll
 
 
 class DiffusionForecaster(nn.Module):
@@ -114,6 +143,24 @@ class DiffusionForecaster(nn.Module):
             ones = torch.ones((*cond.shape[:-1], self.config.target_dim), device=cond.device)
             return Location(torch.zeros_like(ones), ones)
         return self.location_scale(cond)
+
+    def to_residual(self, z: torch.Tensor, location: Location) -> torch.Tensor:
+        """The diffused x0 of targets `z` (no gradient to the head): (z − loc) / scale, and with
+        `residual_transform="gaussianise"` and a Student-t head Φ⁻¹ of the t's CDF of that, so
+        that x0 is exactly N(0, 1) where the head is right."""
+        loc, scale, df = location
+        residual = (z - loc.detach()) / scale.detach()
+        return t_to_normal(residual, df) if self._gaussianises(df) else residual
+
+    def from_residual(self, x0: torch.Tensor, location: Location) -> torch.Tensor:
+        """The inverse of `to_residual`: z of diffused draws `x0` (loc + scale · x0, through the
+        t's quantile function first when gaussianised)."""
+        loc, scale, df = location
+        return loc + scale * (normal_to_t(x0, df) if self._gaussianises(df) else x0)
+
+    def _gaussianises(self, df: torch.Tensor | None) -> bool:
+        # a Gaussian head's residual is its own Gaussianisation: nothing to map
+        return df is not None and self.config.residual_transform == "gaussianise"
 
     def timestep_weight(self, t: torch.Tensor) -> torch.Tensor:
         """`[B, 1]` loss weight of timesteps `t [B]` ("uniform": 1; "min_snr": min-SNR-γ)."""
@@ -161,10 +208,10 @@ class DiffusionForecaster(nn.Module):
                 "target dimension(s) (ModelConfig.path_horizons)"
             )
         if self.location_scale is not None:
-            (loc, scale), head_nll = self.location_scale.nll(cond, z)  # [B, C] each, scalar
+            location, head_nll = self.location_scale.nll(cond, z)  # [B, C] each, scalar
         else:
-            (loc, scale), head_nll = self.locate(cond), torch.zeros((), device=device)
-        residual = (z - loc.detach()) / scale.detach()  # [B, C]
+            location, head_nll = self.locate(cond), torch.zeros((), device=device)
+        residual = self.to_residual(z, location)  # [B, C]
         cond = cond.repeat_interleave(k_noise, dim=0)  # [B*K, D]
         x0 = residual.repeat_interleave(k_noise, dim=0)  # [B*K, C]
         # 1. t ~ Uniform{0, …, T−1}, ε ~ N(0, 1) (Ho et al. Algorithm 1)
@@ -276,7 +323,7 @@ class DiffusionForecaster(nn.Module):
             with autocast:
                 # each window encoded once; its context is shared by its samples (broadcast)
                 cond = self.encode(x, grid)[:, None, :]  # [B, 1, D]
-                loc, scale = self.locate(cond)  # [B, 1, C] each, float32
+                location = self.locate(cond)  # [B, 1, C] each, float32
             sample = randn_tensor(shape, generator, x.device)  # [B, S, C] x_T
             for t in scheduler.timesteps.tolist():
                 t_rows = torch.full((len(x), 1), t, device=x.device, dtype=torch.long)  # [B, 1]
@@ -285,4 +332,4 @@ class DiffusionForecaster(nn.Module):
                 sample = scheduler.step(output.float(), t, sample, generator).prev_sample
         finally:
             self.train(was_training)
-        return loc + scale * sample  # [B, S, C] z = loc + scale·x0
+        return self.from_residual(sample, location)  # [B, S, C] z

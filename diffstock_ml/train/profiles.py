@@ -68,6 +68,8 @@ _SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {
             denoiser_hidden=64,
             denoiser_depth=2,
             time_embed_dim=32,
+            head_family="student_t",  # the demo's residual, so that tests exercise it
+            residual_transform="gaussianise",
         ),
         TrainConfig(
             batch_size=128,
@@ -82,7 +84,10 @@ _SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {
             val_steps=10,
         ),
     ),
-    # the demo market (12 symbols x 6 training days) on a 2-core laptop: a few minutes
+    # the demo market (12 symbols x 6 training days) on a 2-core laptop: a few minutes.
+    # docs/experiments.md ("The denoiser learnt nothing"): a Student-t head with the diffusion of
+    # its Gaussianised residual, no dropout (training sees a sixth of an epoch; 22 % faster, the
+    # same CRPS for every learned model), validation on 4,000 windows (500 picked noise).
     "demo": (
         ModelConfig(
             d_model=64,
@@ -92,6 +97,10 @@ _SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {
             denoiser_hidden=128,
             denoiser_depth=3,
             time_embed_dim=64,
+            dropout=0.0,
+            cfg_dropout=0.0,
+            head_family="student_t",
+            residual_transform="gaussianise",
         ),
         TrainConfig(
             batch_size=256,
@@ -101,8 +110,8 @@ _SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {
             eval_every=200,
             checkpoint_every=200,
             log_every=50,
-            val_windows=500,
-            val_samples=64,
+            val_windows=4_000,
+            val_samples=16,
             val_steps=10,
         ),
     ),

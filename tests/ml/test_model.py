@@ -17,6 +17,7 @@ from diffstock_ml.model import (
     make_scheduler,
     randn_tensor,
 )
+from diffstock_ml.model.diffusion import normal_to_t, t_to_normal
 
 B, N, F = 5, 24, 7
 SMALL = ModelConfig(
@@ -244,6 +245,64 @@ def test_a_student_t_residual_head_starts_at_loc_0_scale_1_df_6_and_draws_loc_pl
         model.location_scale.mlp[-1].bias[:2] = torch.tensor([2.0, math.log(3.0)])
     shifted = model.sample(windows(), 6, FAST, torch.Generator().manual_seed(3))
     torch.testing.assert_close(shifted, 2.0 + 3.0 * plain)
+
+
+def test_t_to_normal_is_the_probability_integral_transform_and_normal_to_t_inverts_it() -> None:
+    df = torch.tensor([[2.5], [4.0], [30.0]]).expand(3, 20_000)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        draws = torch.distributions.StudentT(df).sample()
+    gaussian = t_to_normal(draws, df)
+    probabilities = torch.tensor([0.01, 0.1, 0.5, 0.9, 0.99], dtype=torch.float64)
+    expected = torch.distributions.Normal(0.0, 1.0).icdf(probabilities)
+    for row in gaussian.double():  # each df: N(0, 1)'s quantiles within 4 sampling SE (0.026)
+        torch.testing.assert_close(torch.quantile(row, probabilities), expected, atol=0.1, rtol=0)
+    torch.testing.assert_close(normal_to_t(gaussian, df), draws, atol=1e-4, rtol=1e-4)
+    tail = torch.tensor([[-40.0, -8.0, 8.0, 40.0]])  # far tails keep their order and sign
+    mapped = t_to_normal(tail, torch.full_like(tail, 3.0))
+    assert torch.all(mapped.diff() > 0) and mapped[0, 0] < -4 and torch.isfinite(mapped).all()
+
+
+def test_a_gaussianised_student_t_model_that_learnt_nothing_samples_its_head() -> None:
+    """With `residual_transform="gaussianise"` the denoiser's x0 is N(0, 1) where the t head is
+    right, so a denoiser that outputs v = 0 (the exact one for N(0, 1) data) draws the head's
+    Student-t itself; with "standardise" the same model draws a Gaussian of its loc and scale."""
+    gaussianised = DiffusionForecaster(
+        dataclasses.replace(
+            SMALL, head_family="student_t", residual_transform="gaussianise", dropout=0.0
+        ),
+        F,
+    )
+    with torch.no_grad():
+        gaussianised.denoiser.output.weight.zero_()
+        gaussianised.denoiser.output.bias.zero_()
+        gaussianised.location_scale.mlp[-1].bias.copy_(torch.tensor([0.5, math.log(2.0), 0.0]))
+    df = 3.0  # 2 + exp(0)
+    sampler = SamplerConfig(steps=50, precision="float32")  # ODE error well below the tolerance
+    draws = gaussianised.sample(windows(batch=2), 40_000, sampler, torch.Generator().manual_seed(0))
+    probabilities = torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95])  # sampling SE <= 0.05 each
+    t_quantiles = 0.5 + 2.0 * _student_t_quantiles(probabilities, df)
+    for row in draws:
+        torch.testing.assert_close(
+            torch.quantile(row, probabilities), t_quantiles, atol=0.2, rtol=0
+        )
+    standardised = DiffusionForecaster(
+        dataclasses.replace(gaussianised.config, residual_transform="standardise"), F
+    )
+    standardised.load_state_dict(gaussianised.state_dict())
+    gaussian = standardised.sample(
+        windows(batch=2), 40_000, sampler, torch.Generator().manual_seed(0)
+    )
+    far = torch.quantile(gaussian[0], torch.tensor([0.99])) - 0.5
+    assert far < 0.6 * 2.0 * _student_t_quantiles(torch.tensor([0.99]), df)  # t(3): 4.54 vs 2.33
+    with pytest.raises(ValueError, match="gaussianise"):
+        dataclasses.replace(SMALL, parameterisation="direct", residual_transform="gaussianise")
+
+
+def _student_t_quantiles(probabilities: torch.Tensor, df: float) -> torch.Tensor:
+    from scipy import stats
+
+    return torch.tensor(stats.t.ppf(probabilities.numpy(), df), dtype=torch.float32)
 
 
 def test_grid_condition_needs_the_grid_and_uses_it() -> None:

@@ -1,6 +1,11 @@
 """The experiments' design space: ablations change one option at a time over a profile."""
 
+import torch
+
 from diffstock_ml import study
+from diffstock_ml.batches import Normaliser
+from diffstock_ml.model import DiffusionForecaster
+from diffstock_ml.model.bundle import make_bundle
 from diffstock_ml.train.profiles import PROFILES
 
 
@@ -43,3 +48,21 @@ def test_sequence_lengths_are_crops_of_the_windows_so_300_needs_300_s_windows() 
     assert contexts == {120: [60], 300: [60, 120]}  # the whole window is the profile's own
     assert study.options_for(300)["context_s"] == (60, 120)
     assert study.make_trial(profile, {"context_s": 120}).model.context_s == 120
+
+
+def test_own_head_zeroes_a_copy_of_the_denoiser_output_so_it_samples_the_head() -> None:
+    config = PROFILES["tiny"].model  # a Student-t head with the Gaussianised residual
+    model = DiffusionForecaster(config, n_features=3)
+    normaliser = Normaliser(median=(0.0,) * 3, scale=(1.0,) * 3)
+    bundle = make_bundle(
+        config, model.state_dict(), normaliser, ("a", "b", "c"), 20, spread_factor=0.9
+    )
+    head = study.own_head(bundle)
+    assert head.spread_factor is None  # fitted again for what it samples
+    assert not head.model.denoiser.output.weight.any() and not head.model.denoiser.output.bias.any()
+    assert bundle.model.denoiser.output.weight.any()  # the bundle itself is left as it was
+    x = torch.randn(2, 20, 3)
+    cond = head.model.encode(x)
+    t = torch.tensor([500, 10])
+    x_t = torch.randn(2, 1)
+    torch.testing.assert_close(head.model.denoiser(x_t, t, cond), torch.zeros(2, 1))
