@@ -3,8 +3,8 @@
 One run, one model, the same validation anchors and seeds for every sampler; all float32 unless
 named. Prints one JSON object with
 - training windows/s of the `demo` profile's loss + backward + AdamW step (CPU; CUDA if present);
-- for DDPM-1000 (the reference), DDIM-50/20/10, DPM-Solver++(2M)-20/15/10/8/5 and its stochastic
-  form SDE-DPM-Solver++(2M)-20/10: the latency of
+- for DDPM-1000 (the reference), DDIM-50/20/10, DPM-Solver++(2M)-20/15/10/8/5, its stochastic
+  form SDE-DPM-Solver++(2M)-20/10 and the angle solver angle-(2M)-10/5/3/2: the latency of
   one prediction (one window, 1,000 samples; median of interleaved rounds on `--threads` torch
   threads), CRPS (bp, fair estimator), 90 % coverage and mean spread on `--windows` validation
   anchors x `--samples` draws, and against DDPM-1000 the speed-up and the paired differences of
@@ -49,6 +49,7 @@ from diffstock_ml.model.bundle import ModelBundle, load_bundle, save_bundle
 from diffstock_ml.model.config import SamplerConfig
 from diffstock_ml.splits import fit_normaliser, split_days
 from diffstock_ml.train import train
+from diffstock_ml.train.loop import adamw
 from diffstock_ml.train.profiles import PROFILES
 from diffstock_ml.windows import load_day_arrays
 
@@ -66,6 +67,10 @@ SAMPLERS = {
     **{
         f"sde_dpmpp_2m_{n}": SamplerConfig(sampler="sde_dpmpp_2m", steps=n, precision="float32")
         for n in (20, 10)
+    },
+    **{
+        f"angle_2m_{n}": SamplerConfig(sampler="angle_2m", steps=n, precision="float32")
+        for n in (10, 5, 3, 2)
     },
 }
 TARGETS = {"latency_ms_max": 50.0, "crps_pct_max": 1.0, "coverage_pp_max": 1.0}
@@ -108,7 +113,7 @@ def training_rate(bundle: ModelBundle, day, device: torch.device) -> float:
         device=device,
     )
     model = copy.deepcopy(bundle.model).to(device).train()  # the bundle itself stays untouched
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = adamw(model.parameters(), PROFILES["demo"].train)
     k = PROFILES["demo"].train.k_noise
     batches = iter(loader)
     for _ in range(3):  # warm-up

@@ -3,7 +3,7 @@
 Prints one JSON object with, for each model (untrained weights: the cost does not depend on
 them), the training windows/s of loss + backward + AdamW step at the demo profile's batch and K
 (the loader's path targets included) and the latency of one window x 1,000 samples with the
-default sampler (`SamplerConfig()`: DPM-Solver++(2M), 10 steps), snapped to the grid (the path
+default sampler (`SamplerConfig()`: the angle solver, 5 steps), snapped to the grid (the path
 model at all 30 horizons). The two models take turns in every round, so a noisy neighbour on a
 shared host slows them alike; medians over rounds.
 
@@ -32,6 +32,7 @@ from diffstock_ml.model.forecast import to_model_target, to_path_target
 from diffstock_ml.pipeline import windows_from_raw
 from diffstock_ml.synthetic import PROFILES as MARKETS
 from diffstock_ml.synthetic import generate_market
+from diffstock_ml.train.loop import adamw
 from diffstock_ml.train.profiles import PROFILES
 from diffstock_ml.windows import load_day_arrays
 
@@ -96,7 +97,7 @@ def path_cost(rounds: int) -> dict:
             120,
             SamplerConfig(n_samples=LATENCY_SAMPLES),
         )
-        setups[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4), iter(loader), bundle)
+        setups[name] = (model, adamw(model.parameters(), train), iter(loader), bundle)
     day, anchor = days[2], days[2].anchors[1_000]
     x = np.asarray(day.x[anchor[0], anchor[1] - 119 : anchor[1] + 1])[None]
     sigma, close = day.sigma[anchor[0], anchor[1]][None], day.close[anchor[0], anchor[1]][None]

@@ -85,7 +85,7 @@ def model_row(r: dict) -> list[str]:
         f"{r['validation_windows']:,} anchors × {r['samples_per_window']} draws, float32, "
         f"{r['threads']} torch threads)"
     )
-    shown = [r["default"]["name"], "dpmpp_2m_10", "sde_dpmpp_2m_10", "ddim_50", "dpmpp_2m_5"]
+    shown = [r["default"]["name"], "angle_2m_2", "dpmpp_2m_10", "dpmpp_2m_5", "ddim_50"]
     parts = [f"{r['training_windows_per_s']['cpu']:,.0f} windows/s training"]
     for name in dict.fromkeys(n for n in shown if n in samplers):  # the default first, once
         row = samplers[name]
@@ -123,6 +123,7 @@ def _sampler_name(name: str) -> str:
     label = {
         "sde_dpmpp_2m": "SDE-DPM-Solver++(2M)",
         "dpmpp_2m": "DPM-Solver++(2M)",
+        "angle_2m": "angle-(2M)",
         "ddim": "DDIM",
         "ddpm": "DDPM",
     }.get(kind, kind)

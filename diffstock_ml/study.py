@@ -52,8 +52,10 @@ OPTIONS: dict[str, tuple[Any, ...]] = {  # most telling first: a time-boxed abla
 # default ODE solver at other step counts, and stochastic (ancestral) samplers, which correct
 # the denoiser's errors along the way instead of integrating them.
 SAMPLERS: dict[str, SamplerConfig] = {
-    "dpmpp_2m_10": SamplerConfig(),
-    "dpmpp_2m_20": SamplerConfig(steps=20),
+    "angle_2m_5": SamplerConfig(),
+    "angle_2m_10": SamplerConfig(steps=10),
+    "dpmpp_2m_10": SamplerConfig(sampler="dpmpp_2m", steps=10),
+    "dpmpp_2m_20": SamplerConfig(sampler="dpmpp_2m", steps=20),
     "sde_dpmpp_2m_10": SamplerConfig(sampler="sde_dpmpp_2m"),
     "sde_dpmpp_2m_15": SamplerConfig(sampler="sde_dpmpp_2m", steps=15),
     "sde_dpmpp_2m_20": SamplerConfig(sampler="sde_dpmpp_2m", steps=20),

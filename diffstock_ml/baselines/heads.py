@@ -31,7 +31,7 @@ from diffstock_ml.model.forecast import (
     to_model_target,
 )
 from diffstock_ml.train.config import TrainConfig
-from diffstock_ml.train.loop import lr_factor
+from diffstock_ml.train.loop import adamw, lr_factor
 from diffstock_ml.windows import DayArrays
 
 Family = Literal["gaussian", "student_t"]
@@ -102,9 +102,7 @@ def train_on_windows(
             f"no full training batch: {len(loader.anchors)} anchors for batch size "
             f"{config.batch_size}"
         )
-    optimizer = torch.optim.AdamW(
-        network.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
+    optimizer = adamw(network.parameters(), config)
     lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     network.train()
     losses, batches = [], iter(loader)

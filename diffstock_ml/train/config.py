@@ -31,7 +31,7 @@ class TrainConfig:
     eval_every: int = 200  # steps between validations
     val_windows: int = 2_000  # fixed validation subset (same windows every time)
     val_samples: int = 100  # samples per validation window
-    val_steps: int = 10  # steps of the default sampler (SamplerConfig) for validation
+    val_steps: int = 5  # steps of the default sampler (SamplerConfig) for validation
     patience: int = 5  # validations without a better val CRPS before stopping early
     log_every: int = 20  # steps between step-metric callbacks
 

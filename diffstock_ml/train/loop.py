@@ -13,12 +13,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import torch
+from torch import nn
 
 from diffstock_ml.batches import Batch, Normaliser, WindowLoader
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
@@ -105,6 +106,21 @@ def lr_factor(step: int, config: TrainConfig) -> float:
     )
 
 
+def adamw(parameters: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW at `config`'s learning rate and weight decay, fused where torch has the kernel.
+
+    The fused kernel (CPU and CUDA) updates every parameter in one pass; torch's default on CPU
+    loops over the tensors with a dozen small ops each: 6.8 against 1.1 ms a step for the demo
+    model's 63 tensors on 2 quiet cores (28 against 3 ms beside another job), about 5 % of a
+    demo training step (docs/performance.md).
+    """
+    parameters = list(parameters)
+    fused = all(p.device.type in ("cpu", "cuda") for p in parameters)
+    return torch.optim.AdamW(
+        parameters, lr=config.lr, weight_decay=config.weight_decay, fused=fused
+    )
+
+
 def train(
     model_config: ModelConfig,
     config: TrainConfig,
@@ -148,9 +164,7 @@ class _Training:
         n_features = len(train_days[0].feature_names)
         self.model = DiffusionForecaster(model_config, n_features=n_features).to(device)
         self.ema = exponential_moving_average(self.model, config.ema_decay, config.ema_warmup)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
+        self.optimizer = adamw(self.model.parameters(), config)
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, config)
         )

@@ -81,7 +81,7 @@ _SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {
             log_every=10,
             val_windows=128,
             val_samples=32,
-            val_steps=10,
+            val_steps=5,
         ),
     ),
     # the demo market (12 symbols x 6 training days) on a 2-core laptop: a few minutes.
@@ -112,7 +112,7 @@ _SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {
             log_every=50,
             val_windows=4_000,
             val_samples=16,
-            val_steps=10,
+            val_steps=5,
         ),
     ),
     # 54 symbols x 30 training days (~37M windows) on one GPU: bf16, full-resolution tokens
@@ -129,7 +129,7 @@ _SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {
             log_every=100,
             val_windows=20_000,
             val_samples=200,
-            val_steps=10,
+            val_steps=5,
             patience=6,
         ),
     ),
