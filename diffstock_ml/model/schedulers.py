@@ -182,7 +182,25 @@ class DDIMScheduler(_Scheduler):
         return StepResult(prev_sample, pred_x0)
 
 
-class DPMSolverMultistepScheduler(_Scheduler):
+class _Multistep(_Scheduler):
+    """A solver that reuses the previous step's (time, model quantity); a chain's first step
+    starts without one, so nothing leaks from an earlier, perhaps abandoned, sampling loop."""
+
+    def set_timesteps(self, num_steps: int) -> None:
+        super().set_timesteps(num_steps)
+        self._previous: tuple[float, torch.Tensor] | None = None
+
+    def _remember(
+        self, t: int | torch.Tensor, time: float, value: torch.Tensor
+    ) -> tuple[float, torch.Tensor] | None:
+        """Store (time, value) of this step; return the previous step's, None at a chain's start."""
+        if int(t) == int(self.timesteps[0]):
+            self._previous = None
+        previous, self._previous = self._previous, (time, value)
+        return previous
+
+
+class DPMSolverMultistepScheduler(_Multistep):
     """Lu et al. (2022) DPM-Solver++(2M): second-order multistep solver of the diffusion ODE.
 
     Works in the data-prediction form (x̂0 from ε̂ or v̂) and in λ_t = log(α_t / σ_t), with
@@ -206,10 +224,6 @@ class DPMSolverMultistepScheduler(_Scheduler):
         super().__init__(alphas_cumprod, prediction, timestep_spacing)
         self.stochastic = stochastic
 
-    def set_timesteps(self, num_steps: int) -> None:
-        super().set_timesteps(num_steps)
-        self._previous: tuple[float, torch.Tensor] | None = None  # (λ_s1, x̂0 at s1)
-
     def step(
         self,
         model_output: torch.Tensor,
@@ -219,12 +233,10 @@ class DPMSolverMultistepScheduler(_Scheduler):
     ) -> StepResult:
         """x_s -> x_t (t the next, less noisy timestep) by Algorithm 2 of DPM-Solver++."""
         alpha_bar, alpha_bar_prev = self.alpha_bars(t)
-        if int(t) == int(self.timesteps[0]):  # a new chain: forget the last one's x̂0
-            self._previous = None
         # 1. data prediction x̂0 = x_θ(x_s, s), never clipped
         pred_x0 = to_clean(model_output, sample, alpha_bar, self.prediction).x0
         lambda_s = half_log_snr(alpha_bar)
-        previous, self._previous = self._previous, (lambda_s, pred_x0)
+        previous = self._remember(t, lambda_s, pred_x0)  # (λ_s1, x̂0 at s1) or None
         if alpha_bar_prev == 1.0:  # 2. the last step, to σ_t = 0: x_t = x̂0 (first order)
             return StepResult(pred_x0, pred_x0)
         # 3. h = λ_t − λ_s; D = x̂0 (first order), or with r = h_{i−1} / h
@@ -249,7 +261,7 @@ class DPMSolverMultistepScheduler(_Scheduler):
         return StepResult(prev_sample, pred_x0)
 
 
-class AngleMultistepScheduler(_Scheduler):
+class AngleMultistepScheduler(_Multistep):
     """Second-order multistep (Adams–Bashforth) solver of the diffusion ODE in the angle φ.
 
     With α_t = cos φ_t and σ_t = sin φ_t (φ_t = arccos √ᾱ_t), x_t = cos φ·x0 + sin φ·ε moves
@@ -266,10 +278,6 @@ class AngleMultistepScheduler(_Scheduler):
     `generator` is accepted and unused.
     """
 
-    def set_timesteps(self, num_steps: int) -> None:
-        super().set_timesteps(num_steps)
-        self._previous: tuple[float, torch.Tensor] | None = None  # (φ_s1, v̂ at s1)
-
     def step(
         self,
         model_output: torch.Tensor,
@@ -277,16 +285,13 @@ class AngleMultistepScheduler(_Scheduler):
         sample: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> StepResult:
-        """x_s -> x_t (t the next, less noisy timestep): x_t = x_s + h·(weighted v̂), h = φ_t − φ_s
-        < 0."""
+        """x_s -> x_t (t the next, less noisy timestep): x_t = x_s + h·v̄, h = φ_t − φ_s < 0."""
         alpha_bar, alpha_bar_prev = self.alpha_bars(t)
-        if int(t) == int(self.timesteps[0]):  # a new chain: forget the last one's v̂
-            self._previous = None
         pred_x0, pred_eps = to_clean(model_output, sample, alpha_bar, self.prediction)
         a, b = math.sqrt(alpha_bar), math.sqrt(1.0 - alpha_bar)
         velocity = model_output if self.prediction == "v" else a * pred_eps - b * pred_x0
         phi_s = angle(alpha_bar)
-        previous, self._previous = self._previous, (phi_s, velocity)
+        previous = self._remember(t, phi_s, velocity)  # (φ_s1, v̂ at s1) or None
         h = angle(alpha_bar_prev) - phi_s  # < 0: towards the data
         if previous is None:
             return StepResult(sample + h * velocity, pred_x0)  # Euler
