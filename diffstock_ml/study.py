@@ -56,7 +56,7 @@ SAMPLERS: dict[str, SamplerConfig] = {
     "angle_2m_10": SamplerConfig(steps=10),
     "dpmpp_2m_10": SamplerConfig(sampler="dpmpp_2m", steps=10),
     "dpmpp_2m_20": SamplerConfig(sampler="dpmpp_2m", steps=20),
-    "sde_dpmpp_2m_10": SamplerConfig(sampler="sde_dpmpp_2m"),
+    "sde_dpmpp_2m_10": SamplerConfig(sampler="sde_dpmpp_2m", steps=10),
     "sde_dpmpp_2m_15": SamplerConfig(sampler="sde_dpmpp_2m", steps=15),
     "sde_dpmpp_2m_20": SamplerConfig(sampler="sde_dpmpp_2m", steps=20),
     "ddim_50": SamplerConfig(sampler="ddim", steps=50),

@@ -126,10 +126,11 @@ class SamplerConfig:
 
     # The angle solver (`AngleMultistepScheduler`): second-order multistep in φ = arccos √ᾱ,
     # where dx/dφ = v̂. It is exact at any number of steps for N(0, 1) data, and the model
-    # diffuses its head's standardised residual, which is close to that; so 2-10 steps all give
-    # the same draws (spread within 0.1 % of each other), where DPM-Solver++(2M) (Lu et al.
-    # 2022) shrinks the spread by 14 % at 5 steps and 3 % at 10. 5 steps: 34 ms for one window
-    # x 1,000 samples on 2 cores, CRPS and coverage within 0.2 % and 0.5 pp of DDPM-1000
+    # diffuses its head's standardised (or Gaussianised) residual, which is close to that; so
+    # 2-10 steps all give the same draws (spread within 0.1 % of each other), where
+    # DPM-Solver++(2M) (Lu et al. 2022) shrinks the spread by 14 % at 5 steps and 3 % at 10.
+    # 5 steps: 35 ms for one window x 1,000 samples on 2 cores, CRPS +0.30 % ± 0.47 and 90 %
+    # coverage −0.27 pp from DDPM-1000
     # (benchmarks/model.py, docs/performance.md). "sde_dpmpp_2m" is DPM-Solver++'s stochastic
     # form (fresh noise each step, as DDPM); it did not help on the demo's test days
     # (docs/experiments.md).

@@ -66,3 +66,12 @@ def test_own_head_zeroes_a_copy_of_the_denoiser_output_so_it_samples_the_head() 
     t = torch.tensor([500, 10])
     x_t = torch.randn(2, 1)
     torch.testing.assert_close(head.model.denoiser(x_t, t, cond), torch.zeros(2, 1))
+
+
+def test_every_sampler_option_is_what_its_name_says() -> None:
+    # the names are what the MLflow runs and experiments.md compare: "sde_dpmpp_2m_10" must be
+    # 10 steps of SDE-DPM-Solver++ whatever the default step count is
+    for name, sampler in study.SAMPLERS.items():
+        kind, steps = name.removesuffix("_eta1").rsplit("_", 1)
+        assert (sampler.sampler, sampler.steps) == (kind, int(steps)), name
+        assert (sampler.eta == 1.0) == name.endswith("_eta1"), name
