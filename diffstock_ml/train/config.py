@@ -32,7 +32,11 @@ class TrainConfig:
     val_windows: int = 2_000  # fixed validation subset (same windows every time)
     val_samples: int = 100  # samples per validation window
     val_steps: int = 5  # steps of the default sampler (SamplerConfig) for validation
-    patience: int = 5  # validations without a better val CRPS before stopping early
+    # which validated EMA ships: the newest one whose per-window val CRPS is within this many
+    # paired standard errors of the lowest so far (0: the lowest). Checkpoints of one run differ
+    # by about as much as the validation's own noise, and the lowest mean then picks by noise.
+    select_within_se: float = 2.0
+    patience: int = 5  # validations worse than the lowest by more than the margin: stop early
     log_every: int = 20  # steps between step-metric callbacks
 
     def __post_init__(self) -> None:
@@ -54,5 +58,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.select_within_se < 0:
+            raise ValueError(f"select_within_se must be >= 0, got {self.select_within_se}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")

@@ -3,7 +3,8 @@
 AdamW with linear warm-up and cosine decay, gradient accumulation and clipping, K noise levels
 per encoded window, EMA weights, bf16 autocast on CUDA, optional `torch.compile`, checkpoints
 every M steps and on exit (resumed exactly: random state and mid-epoch position included), and
-early stopping on the validation CRPS of the EMA model. Progress goes to a callback; nothing
+early stopping on the validation CRPS of the EMA model (the newest validated EMA ships unless an
+earlier one was better by more than the validation's noise). Progress goes to a callback; nothing
 here prints. Under `torchrun` each rank trains on its shard of the anchors through
 DistributedDataParallel.
 """
@@ -42,7 +43,7 @@ from diffstock_ml.train.checkpoint import (
 )
 from diffstock_ml.train.config import TrainConfig
 from diffstock_ml.train.ema import exponential_moving_average
-from diffstock_ml.train.validate import fixed_subset, validate
+from diffstock_ml.train.validate import fixed_subset, validate, within_noise
 from diffstock_ml.windows import DayArrays
 
 
@@ -308,11 +309,15 @@ class _Training:
         return to_model_target(target, batch.sigma, self.model_config)
 
     def validate(self) -> None:
-        """Score the EMA model on the fixed validation anchors; keep it as `best.pt` if it is
-        the best so far, else count towards early stopping."""
+        """Score the EMA model on the fixed validation anchors. It ships (`best.pt`) unless it is
+        worse than the lowest-scoring validation so far by more than `select_within_se` paired
+        standard errors; a validation worse by more than that counts towards early stopping."""
         config, state, model = self.config, self.state, self.ema.module
         score = validate(model, self.val_loader, self.val_anchors, self.sampler, seed=config.seed)
-        if score.crps_bp < state.best_crps:
+        if score.crps_bp < state.lowest_crps:
+            state.lowest_crps, state.lowest_step = score.crps_bp, state.step
+            state.lowest_scores = score.per_window.tolist()
+        if within_noise(score.per_window, state.lowest_scores, config.select_within_se):
             state.best_crps, state.best_step, state.evals_since_best = score.crps_bp, state.step, 0
             if self.rank == 0:
                 checkpoint = {"ema_model": model.state_dict(), "step": state.step}
@@ -328,8 +333,9 @@ class _Training:
             self.callback.on_eval(metrics)
             if state.stopped_early:
                 self.callback.on_message(
-                    f"early stop at step {state.step}: best val CRPS {state.best_crps:.3f} bp "
-                    f"at step {state.best_step}"
+                    f"early stop at step {state.step}: val CRPS {config.patience} times worse "
+                    f"than step {state.lowest_step}'s {state.lowest_crps:.3f} bp; shipping step "
+                    f"{state.best_step} ({state.best_crps:.3f} bp)"
                 )
 
     def checkpoint(self, every_rank: bool = True) -> None:
@@ -402,8 +408,11 @@ class _State:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
-    best_crps: float = math.inf
+    best_crps: float = math.inf  # the shipped (`best.pt`) checkpoint's mean val CRPS
     best_step: int = 0
+    lowest_crps: float = math.inf  # the lowest mean val CRPS so far, the reference of the margin
+    lowest_step: int = 0
+    lowest_scores: list = field(default_factory=list)  # its per-window val CRPS, bp
     evals_since_best: int = 0
     stopped_early: bool = False
     history: list = field(default_factory=list)

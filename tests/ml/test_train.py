@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,6 +20,7 @@ from diffstock_ml.train import TrainConfig, lr_factor, train
 from diffstock_ml.train.checkpoint import BEST, LATEST, load_checkpoint, save_checkpoint
 from diffstock_ml.train.loop import adamw
 from diffstock_ml.train.profiles import PROFILES
+from diffstock_ml.train.validate import within_noise
 from diffstock_ml.windows import load_day_arrays
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +56,23 @@ def test_adamw_is_fused_on_cpu_and_steps_as_the_reference_does() -> None:
     assert all(not torch.equal(p, p0) for p, p0 in zip(ours.parameters(), initial, strict=True))
 
 
+def test_a_checkpoint_ships_unless_the_lowest_is_better_by_more_than_the_noise() -> None:
+    rng = np.random.default_rng(0)
+    lowest = rng.gamma(2.0, 2.0, size=4_000)  # per-window CRPS of the lowest validation, bp
+    noise = rng.normal(0.0, 0.1, size=4_000)
+    noise -= noise.mean()
+    standard_error = noise.std(ddof=1) / np.sqrt(4_000)  # of the paired mean difference
+    for excess_se, z, ships in [(1.5, 2.0, True), (2.5, 2.0, False), (0.5, 0.0, False)]:
+        newer = lowest + noise + excess_se * standard_error  # worse by `excess_se` SEs
+        assert within_noise(newer, lowest, z) is ships
+    assert within_noise(lowest - 0.01, lowest, 0.0)  # a lower mean always ships
+    assert within_noise(lowest, list(lowest), 0.0)  # the reference itself (as kept in state)
+    with pytest.raises(ValueError, match="not paired"):
+        within_noise(lowest[:10], lowest, 2.0)
+    with pytest.raises(ValueError, match="select_within_se"):
+        TrainConfig(select_within_se=-1.0)
+
+
 class Recorder:
     def __init__(self) -> None:
         self.steps, self.evals, self.messages = [], [], []
@@ -68,10 +87,15 @@ class Recorder:
         self.messages.append(text)
 
 
-def test_short_training_reports_progress_and_keeps_the_best(tiny_windows, tmp_path: Path) -> None:
+@pytest.mark.parametrize("within_se", [0.0, 1e9])
+def test_short_training_reports_progress_and_ships_the_selected_ema(
+    tiny_windows, tmp_path: Path, within_se: float
+) -> None:
+    # margin 0: the lowest validation CRPS ships; an unbounded margin: always the newest EMA
     arrays = {f.name: load_day_arrays(f) for f in tiny_windows}
     splits = split_days(list(arrays), 1, 1, 1)
-    model_config, config = PROFILES["tiny"].model, PROFILES["tiny"].train
+    model_config = PROFILES["tiny"].model
+    config = replace(PROFILES["tiny"].train, select_within_se=within_se)
     recorder = Recorder()
     result = train(
         model_config,
@@ -90,8 +114,13 @@ def test_short_training_reports_progress_and_keeps_the_best(tiny_windows, tmp_pa
     assert 0.0 <= recorder.evals[-1].val_coverage_90 <= 1.0
     assert 0.0 < recorder.evals[-1].val_median_below < 1.0
     assert result.windows_per_s > 0
-    assert result.best_val_crps_bp == min(m.val_crps_bp for m in recorder.evals)
-    assert (tmp_path / LATEST).exists() and (tmp_path / BEST).exists()
+    shipped = (
+        min(recorder.evals, key=lambda m: m.val_crps_bp) if within_se == 0 else recorder.evals[-1]
+    )
+    assert (result.best_step, result.best_val_crps_bp) == (shipped.step, shipped.val_crps_bp)
+    assert recorder.evals[-1].best_val_crps_bp == shipped.val_crps_bp
+    assert load_checkpoint(tmp_path, BEST)["step"] == shipped.step
+    assert (tmp_path / LATEST).exists()
     assert load_checkpoint(tmp_path)["state"]["step"] == config.max_steps
 
 
