@@ -8,6 +8,7 @@ import torch
 from test_windows import CONFIG, _features
 
 from diffstock_ml.batches import CHUNK_BATCHES, Normaliser, WindowLoader
+from diffstock_ml.permutation import LazyPermutation
 from diffstock_ml.splits import fit_normaliser, split_days
 from diffstock_ml.windows import build_day_arrays, load_day_arrays, save_day_arrays
 
@@ -50,33 +51,28 @@ def test_shuffle_is_deterministic_per_seed_and_epoch(days) -> None:
     assert len(days_in_batch) > 1  # shuffled across days
 
 
-def test_the_epoch_order_is_the_one_training_has_always_drawn(days) -> None:
-    """The permutation is drawn as int64 now; it must be the int32 one of earlier versions
-    (same seed, same windows in the same batches), or recorded training runs would not
-    reproduce."""
+def test_the_epoch_order_is_the_lazy_permutation_of_seed_and_epoch(days) -> None:
     loader = WindowLoader(list(days.values()), batch_size=64, seed=3)
     loader.set_epoch(1)
-    generator = torch.Generator().manual_seed(3 * 1_000_003 + 1)
-    order = torch.randperm(len(loader.anchors), generator=generator, dtype=torch.int32)
-    first = loader.anchors[order[:64].long()]
+    order = next(LazyPermutation(len(loader.anchors), (3, 1)).chunks(64))
+    first = loader.anchors[order]
     expected = first[torch.argsort(first[:, 0], stable=True)]
     assert torch.equal(next(iter(loader)).anchor, expected.long())
 
 
 @pytest.mark.parametrize("drop_last", [False, True])
-def test_every_batch_of_an_epoch_is_the_per_batch_order_of_earlier_versions(
+def test_every_batch_of_an_epoch_is_its_stretch_of_the_permutation_by_day(
     days, drop_last: bool
 ) -> None:
     """Anchors are gathered and sorted a chunk of batches at a time; every batch (across chunk
-    boundaries, the short last one, a resumed epoch) must still be what sorting each batch of
-    the permutation by day gave, or recorded training runs would not reproduce."""
+    boundaries, the short last one, a resumed epoch) must be its stretch of the epoch's
+    permutation sorted by day."""
     arrays = list(days.values())
     n_anchors = sum(len(a.anchors) for a in arrays)
     size = n_anchors // (2 * CHUNK_BATCHES + 3) + 1  # two chunks and a bit, a short last batch
     assert n_anchors % size != 0
     loader = WindowLoader(arrays, batch_size=size, seed=5, drop_last=drop_last)
-    generator = torch.Generator().manual_seed(5 * 1_000_003 + 0)
-    order = torch.randperm(n_anchors, generator=generator)
+    order = torch.cat(list(LazyPermutation(n_anchors, (5, 0)).blocks()))
     expected = []
     for start in range(0, n_anchors, size):
         index = order[start : start + size]
@@ -88,6 +84,7 @@ def test_every_batch_of_an_epoch_is_the_per_batch_order_of_earlier_versions(
     assert len(got) == len(expected) > 2 * CHUNK_BATCHES
     assert all(torch.equal(g, e) for g, e in zip(got, expected, strict=True))
     resumed = [b.anchor for b in loader.iterate(0, start_batch=CHUNK_BATCHES + 5)]
+    assert len(resumed) == len(expected) - CHUNK_BATCHES - 5
     assert all(
         torch.equal(g, e) for g, e in zip(resumed, expected[CHUNK_BATCHES + 5 :], strict=True)
     )
