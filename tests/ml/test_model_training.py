@@ -6,6 +6,8 @@ must be close to the CRPS of the true conditional distribution and clearly beat 
 unconditional forecast (the empirical distribution of training targets).
 """
 
+import copy
+
 import numpy as np
 import pytest
 import scoringrules as sr
@@ -121,3 +123,62 @@ def test_shipped_ema_weights_reproduce_a_skewed_conditional_median_and_quantiles
     # after 300 steps) misses it by far more
     error = ((samples.median(dim=1).values - median) / scale).mean().item()
     assert abs(error) < 0.1, f"median off by {error:.3f} scales"
+
+
+def bimodal_batch(size: int, generator: torch.Generator):
+    """As `toy_batch`, but z = 0.8·u1 ± 1 + 0.35·ε with P(+) = (1 + u0) / 2: two modes, which
+    no location-scale head can draw. Also returns the centre 0.8·u1 and P(+)."""
+    u = torch.rand(size, 2, generator=generator) * 2 - 1
+    signal = u[:, None, :] + 0.1 * torch.randn(size, N, 2, generator=generator)
+    x = torch.cat([signal, torch.randn(size, N, 1, generator=generator)], dim=-1)
+    centre, p_plus = 0.8 * u[:, 1], (1 + u[:, 0]) / 2
+    side = torch.where(torch.rand(size, generator=generator) < p_plus, 1.0, -1.0)
+    return x, centre + side + 0.35 * torch.randn(size, generator=generator), centre, p_plus
+
+
+def test_the_denoiser_learns_a_shape_its_student_t_head_cannot_draw(single_thread) -> None:
+    """The demo's parameterisation (the Gaussianised residual of a Student-t head): on a bimodal
+    law the model must beat its own head (the same model with the denoiser's output zeroed,
+    `study.own_head`) and move mass out of the empty centre. On the demo market it does not
+    beat its head (docs/experiments.md): this says that is the market, not a denoiser that
+    cannot learn. Measured at 300 steps: model 0.493, own head 0.508, truth 0.481; share of
+    draws within 0.3 of the centre 0.13, head 0.16, truth 0.02 (1,000 steps: 0.468 / 0.486 /
+    0.464 on 2,000 windows)."""
+    config = ModelConfig(
+        d_model=32,
+        n_heads=2,
+        n_layers=1,
+        dropout=0.0,
+        cfg_dropout=0.0,
+        denoiser_hidden=64,
+        denoiser_depth=2,
+        time_embed_dim=32,
+        head_family="student_t",
+        residual_transform="gaussianise",
+    )
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    model = DiffusionForecaster(config, F)
+    ema = exponential_moving_average(model, decay=0.999)
+    train(model, 300, generator, bimodal_batch, ema)
+    head = copy.deepcopy(ema.module)
+    with torch.no_grad():
+        head.denoiser.output.weight.zero_()
+        head.denoiser.output.bias.zero_()
+
+    x, z, centre, p_plus = bimodal_batch(1_000, torch.Generator().manual_seed(2))
+    rng = np.random.default_rng(0)
+    side = np.where(rng.random((1_000, 500)) < p_plus.numpy()[:, None], 1.0, -1.0)
+    truth = centre.numpy()[:, None] + side + 0.35 * rng.standard_normal((1_000, 500))
+    crps, near_centre = {}, {}
+    for name, draws in (
+        ("model", ema.module.sample(x, 100, SamplerConfig(), torch.Generator().manual_seed(3))),
+        ("head", head.sample(x, 100, SamplerConfig(), torch.Generator().manual_seed(3))),
+        ("truth", truth),
+    ):
+        draws = np.asarray(draws, dtype=np.float64)
+        crps[name] = sr.crps_ensemble(z.numpy(), draws, estimator="pwm").mean()
+        near_centre[name] = (np.abs(draws - centre.numpy()[:, None]) < 0.3).mean()
+    assert crps["model"] < 0.985 * crps["head"], crps
+    assert crps["model"] < 1.05 * crps["truth"], crps
+    assert near_centre["model"] < 0.9 * near_centre["head"], near_centre
