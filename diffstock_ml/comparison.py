@@ -37,6 +37,7 @@ from diffstock_ml.forecasting import (
     ForecastConfig,
     anchor_context,
     forecast_day,
+    model_rng,
     select_anchors,
 )
 from diffstock_ml.model.bundle import ModelBundle
@@ -83,20 +84,19 @@ def compare_on_test_days(
 ) -> Comparison:
     """Fit every model on `splits.train`, then forecast each day of `splits.test` with all."""
     train = [arrays[d] for d in splits.train]
-    rng = np.random.default_rng(config.seed)
     models = _models(bundle, contenders, device, log)
     scales = []
     for name, model in models.items():
-        model.fit(train, rng)
+        model.fit(train, model_rng(name, config.seed))
         scales.append((name, float(model.scale)))
         log(f"fitted {name} on {len(train)} training days (scale {model.scale:.3f})")
     classifiers, regressors = _side_models(contenders, device)
     for name, side in (*classifiers.items(), *regressors.items()):
         start = time.perf_counter()
         if isinstance(side, PointRegressor):
-            side.fit(train, rng, [arrays[d] for d in splits.val])
+            side.fit(train, model_rng(name, config.seed), [arrays[d] for d in splits.val])
         else:
-            side.fit(train, rng)
+            side.fit(train, model_rng(name, config.seed))
         log(f"fitted {name} in {time.perf_counter() - start:.1f} s ({len(side.losses)} steps)")
     directions = [_directions(arrays[day], config, classifiers, "val") for day in splits.val]
 

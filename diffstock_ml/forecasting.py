@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -152,6 +153,14 @@ def fit_spread_factor(
     return float(model.scale)
 
 
+def model_rng(name: str, *keys: int) -> np.random.Generator:
+    """`name`'s own random stream under `keys` (the seed, a day): what one model draws never
+    moves another's. With one shared generator, a Student-t head's rejection sampling (a
+    variable number of draws) shifted the EWMA's spread fit and forecasts whenever the head's
+    weights changed."""
+    return np.random.default_rng([*keys, zlib.crc32(name.encode())])
+
+
 def forecast_day(
     day: DayArrays,
     anchors: np.ndarray,
@@ -168,9 +177,9 @@ def forecast_day(
     day, on every row of it).
     """
     context = anchor_context(day, anchors)
-    rng = np.random.default_rng([config.seed, int(day.day)])
     frames = []
     for name, model in models.items():
+        rng = model_rng(name, config.seed, int(day.day))
         start = time.perf_counter()
         samples = model.sample(day, anchors, config.n_samples, rng)  # [B, S]
         latency_ms = (time.perf_counter() - start) * 1e3 / max(len(anchors), 1)

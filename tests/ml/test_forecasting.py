@@ -12,7 +12,13 @@ import torch
 from diffstock_ml.baselines import EwmaGaussian
 from diffstock_ml.baselines.base import ScaleFit, at_anchors, mean_coverage
 from diffstock_ml.evaluation.quantiles import QUANTILE_LEVELS, quantile_name
-from diffstock_ml.forecasting import DIFFUSION, CalibratedDiffusion, ForecastConfig, forecast_day
+from diffstock_ml.forecasting import (
+    DIFFUSION,
+    CalibratedDiffusion,
+    ForecastConfig,
+    forecast_day,
+    model_rng,
+)
 from diffstock_ml.model.bundle import load_bundle, save_bundle
 from diffstock_ml.splits import fit_normaliser, split_days
 from diffstock_ml.train import train
@@ -107,6 +113,27 @@ def test_forecast_day_draws_every_model_at_the_same_anchors(
     assert (
         again["samples"].to_list() == table.filter(table["model"] == DIFFUSION)["samples"].to_list()
     ), "the same seed draws the same forecast"
+
+
+def test_a_models_draws_do_not_depend_on_the_other_models(
+    calibrated: CalibratedDiffusion, days
+) -> None:
+    """Each model draws from its own stream (`model_rng`): the EWMA's forecasts are the same
+    alone, after the diffusion model and in either order."""
+    day = days[sorted(days)[-1]]
+    ewma = EwmaGaussian(scale_fit=FIT)
+    ewma.fit([days[sorted(days)[0]]], model_rng("ewma_gaussian", 0))
+    anchors = day.anchors[:: max(1, len(day.anchors) // 50)]
+    config = ForecastConfig(anchor_stride_s=1, n_samples=20)
+
+    def ewma_draws(models: dict) -> list:
+        table = forecast_day(day, anchors, models, config)
+        return table.filter(table["model"] == "ewma_gaussian")["samples"].to_list()
+
+    alone = ewma_draws({"ewma_gaussian": ewma})
+    assert ewma_draws({DIFFUSION: calibrated, "ewma_gaussian": ewma}) == alone
+    assert ewma_draws({"ewma_gaussian": ewma, DIFFUSION: calibrated}) == alone
+    assert model_rng("ewma_gaussian", 0, 1).random() != model_rng("student_t_head", 0, 1).random()
 
 
 def test_draws_over_many_anchors_come_a_chunk_of_windows_at_a_time(
