@@ -7,6 +7,7 @@ unconditional forecast (the empirical distribution of training targets).
 """
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -144,17 +145,8 @@ def test_the_denoiser_learns_a_shape_its_student_t_head_cannot_draw(single_threa
     cannot learn. Measured at 300 steps: model 0.493, own head 0.508, truth 0.481; share of
     draws within 0.3 of the centre 0.13, head 0.16, truth 0.02 (1,000 steps: 0.468 / 0.486 /
     0.464 on 2,000 windows)."""
-    config = ModelConfig(
-        d_model=32,
-        n_heads=2,
-        n_layers=1,
-        dropout=0.0,
-        cfg_dropout=0.0,
-        denoiser_hidden=64,
-        denoiser_depth=2,
-        time_embed_dim=32,
-        head_family="student_t",
-        residual_transform="gaussianise",
+    config = dataclasses.replace(
+        CONFIG, cfg_dropout=0.0, head_family="student_t", residual_transform="gaussianise"
     )
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(1)
