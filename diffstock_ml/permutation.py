@@ -41,9 +41,6 @@ class LazyPermutation:
         self.multipliers = [int(m) * 2 + 1 for m in rng.integers(0, 1 << multiplier_bits, ROUNDS)]
         self.keys = [int(k) for k in rng.integers(0, 1 << self.bits, ROUNDS)]
 
-    def __len__(self) -> int:
-        return self.n
-
     def at(self, positions: torch.Tensor) -> torch.Tensor:
         """The bijection of [0, 2^k) at int64 `positions` (values may be >= n)."""
         x = positions.to(torch.int64, copy=True)
