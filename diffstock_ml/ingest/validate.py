@@ -47,10 +47,16 @@ def new_york_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
-def _rules(file_symbol: pl.Expr, day: dt.date) -> list[tuple[Reason, pl.Expr, pl.Expr]]:
+Rule = tuple[Reason, pl.Expr, pl.Expr]  # (reason, condition, detail)
+
+
+def _rules(file_symbol: pl.Expr, day: dt.date) -> list[Rule]:
     """(reason, condition, detail) in priority order; details are only built for bad rows."""
-    day_start, day_end = new_york_day_bounds(day)
-    price = [pl.col(f"{c}_num") for c in PRICE_COLUMNS]
+    return [*_field_rules(), *_value_rules(file_symbol, day)]
+
+
+def _field_rules() -> list[Rule]:
+    """Rules on the fields as read: present, decodable, parsable."""
     blank = {c: pl.col(c).is_null() | (pl.col(c) == "") for c in RAW_COLUMNS}
     # A number typed by the reader has no text: it is missing only when its value is null too.
     missing = {
@@ -61,12 +67,6 @@ def _rules(file_symbol: pl.Expr, day: dt.date) -> list[tuple[Reason, pl.Expr, pl
     # Numbers typed by the reader come from valid UTF-8 only: their text is null.
     garbled = {c: pl.col(c).str.contains(_REPLACEMENT, literal=True) for c in RAW_COLUMNS}
     garbled_names = [pl.when(garbled[c]).then(pl.lit(c)) for c in RAW_COLUMNS]
-    bar_us = pl.col("bar_us")
-    bar_s = (
-        pl.when(bar_us % ONE_SECOND_US == 0)
-        .then((bar_us // ONE_SECOND_US).cast(pl.String))
-        .otherwise((bar_us / ONE_SECOND_US).round(6).cast(pl.String))
-    )
     return [
         (
             Reason.UNPARSABLE_LINE,
@@ -96,6 +96,20 @@ def _rules(file_symbol: pl.Expr, day: dt.date) -> list[tuple[Reason, pl.Expr, pl
                 "not a number in close={} high={} low={} volume={} amount={}", *NUMBER_COLUMNS
             ),
         ),
+    ]
+
+
+def _value_rules(file_symbol: pl.Expr, day: dt.date) -> list[Rule]:
+    """Rules on the parsed values: prices, volumes, the bar's span, its file and its day."""
+    day_start, day_end = new_york_day_bounds(day)
+    price = [pl.col(f"{c}_num") for c in PRICE_COLUMNS]
+    bar_us = pl.col("bar_us")
+    bar_s = (
+        pl.when(bar_us % ONE_SECOND_US == 0)
+        .then((bar_us // ONE_SECOND_US).cast(pl.String))
+        .otherwise((bar_us / ONE_SECOND_US).round(6).cast(pl.String))
+    )
+    return [
         (
             Reason.BAD_PRICE,
             pl.any_horizontal(~p.is_finite() | (p <= 0) for p in price),
