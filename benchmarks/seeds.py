@@ -61,11 +61,22 @@ def main() -> int:
             run_seed(defs, instance, args.as_of, seed)
             tables.append(pl.read_csv(report).with_columns(pl.lit(seed).alias("seed")))
     runs = pl.concat(tables, how="diagonal")
+    out = {"as_of": args.as_of, "seeds": args.seeds, **summarise(runs)}
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def summarise(runs: pl.DataFrame) -> dict:
+    """Mean and sd over seeds of every model's metrics, and the diffusion model's per-seed
+    comparison with the heads and share of the EWMA -> oracle gap, each list in seed order.
+
+    `runs`: the reports' overall rows (one per model and seed) with a `seed` column.
+    """
     summary = runs.group_by("model").agg(
         *(pl.col(m).mean().alias(f"{m}_mean") for m in METRICS if m in runs.columns),
         *(pl.col(m).std().alias(f"{m}_sd") for m in METRICS if m in runs.columns),
     )
-    per_seed = runs.pivot(on="model", index="seed", values="crps_bp")
+    per_seed = runs.pivot(on="model", index="seed", values="crps_bp").sort("seed")
     gap = (
         (per_seed["ewma_gaussian"] - per_seed["diffusion"])
         / (per_seed["ewma_gaussian"] - per_seed["oracle"])
@@ -73,7 +84,7 @@ def main() -> int:
         else None
     )
     diffusion = runs.filter(pl.col("model") == "diffusion").sort("seed")
-    acceptance = {
+    acceptance = {"seed": diffusion["seed"].to_list()} | {
         f"vs_{head}": {
             "skill": diffusion[f"crps_skill_vs_{head}"].to_list(),
             "dm_pvalue": diffusion[f"dm_pvalue_vs_{head}"].to_list(),
@@ -81,9 +92,7 @@ def main() -> int:
         for head in HEADS
         if f"crps_skill_vs_{head}" in diffusion.columns
     }
-    out = {
-        "as_of": args.as_of,
-        "seeds": args.seeds,
+    return {
         "diffusion_per_seed": acceptance | {"gap_closed": None if gap is None else gap.to_list()},
         "models": {
             row.pop("model"): row for row in summary.sort("crps_bp_mean").iter_rows(named=True)
@@ -91,8 +100,6 @@ def main() -> int:
         "gap_closed_mean": None if gap is None else float(gap.mean()),
         "gap_closed_sd": None if gap is None else float(gap.std()),
     }
-    print(json.dumps(out, indent=2))
-    return 0
 
 
 if __name__ == "__main__":

@@ -103,14 +103,9 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
         with mlflow.start_run(run_name=f"{ASSET} {key}", tags=tags) as run:
             mlflow.log_params(configs)
             with mlflow.metric_logger(run.info.run_id) as metrics:
+                progress = _Progress(context.log, metrics)
                 fitted = fit_model(
-                    model_config,
-                    train_config,
-                    splits,
-                    arrays,
-                    checkpoints,
-                    device,
-                    _Progress(context.log, metrics),
+                    model_config, train_config, splits, arrays, checkpoints, device, progress
                 )
             context.log.info(f"spread factor {fitted.spread_factor:.3f} (training days)")
             _log_artifacts(mlflow, fitted, configs, checkpoints)
@@ -121,11 +116,8 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
         shutil.rmtree(checkpoints, ignore_errors=True)
         return dg.MaterializeResult(
             metadata={
-                **published.registered,
-                "mlflow_run": dg.MetadataValue.url(mlflow.run_link(run.info.run_id)),
-                "model_uri": published.model_uri,
+                **published.metadata(mlflow.run_link(run.info.run_id)),
                 **_training_metadata(fitted, splits),
-                "path": dg.MetadataValue.path(published.path),
             }
         )
 
@@ -174,6 +166,15 @@ class _Published:
     registered: dict[str, str]  # mlflow_run_id, registered_model, registered_version
     model_uri: str
     path: str  # the lake folder of the bundle and its summary
+
+    def metadata(self, run_link: str) -> dict:
+        """The asset's metadata on where the model went: run, registry version, lake path."""
+        return {
+            **self.registered,
+            "mlflow_run": dg.MetadataValue.url(run_link),
+            "model_uri": self.model_uri,
+            "path": dg.MetadataValue.path(self.path),
+        }
 
 
 def _publish(
