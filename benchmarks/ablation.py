@@ -15,11 +15,13 @@ it then samples its own location-scale head), paired with the model: what the de
     python benchmarks/ablation.py --work /tmp/ablation --only prediction \
         --samplers dpmpp_2m_10 ddpm_100 ddpm_1000 --out ablation.json
     python benchmarks/ablation.py --work /tmp/ablation --window-length 300 --only context_s
+    python benchmarks/ablation.py --work /tmp/ablation --only nothing --own-head --seed 1
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -60,6 +62,12 @@ def main() -> int:
         help="seconds per window (300: the context_s trials 60/120/300 of the seed plan)",
     )
     parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="training seed of every trial and of the heads, and the draws' seed",
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", type=Path, help="JSON file, rewritten after every trial")
     parser.add_argument(
@@ -79,13 +87,16 @@ def main() -> int:
     with ProcessPoolExecutor(args.workers) as pool:
         built = list(pool.map(partial(windows_from_raw, out=out, windows=windows), folders))
     profile = PROFILES[args.profile]
+    profile = dataclasses.replace(profile, train=dataclasses.replace(profile.train, seed=args.seed))
     days = [load_day_arrays(folder) for folder in built[-profile.days :]]
     train_days = days[: profile.train_days]
     val_days = days[profile.train_days : profile.train_days + profile.val_days]
     device = select_device("auto")
-    score = ScoreConfig(anchor_stride_s=args.stride, n_samples=args.samples)
+    score = ScoreConfig(anchor_stride_s=args.stride, n_samples=args.samples, seed=args.seed)
 
-    references = score_models(reference_models(profile, train_days, raw, device), val_days, score)
+    references = score_models(
+        reference_models(profile, train_days, raw, device, args.seed), val_days, score
+    )
     designs = ablation(profile, windows.length)
     if args.only:
         designs = [d for d in designs if all(d[k] is None for k in d if k not in args.only)]

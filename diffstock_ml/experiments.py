@@ -23,7 +23,7 @@ from diffstock_ml.baselines.base import at_anchors
 from diffstock_ml.batches import Normaliser
 from diffstock_ml.evaluation.calibration import central_coverage, pit_below, snapped_pit_interval
 from diffstock_ml.evaluation.scores import crps_bp
-from diffstock_ml.forecasting import CalibratedDiffusion, select_anchors
+from diffstock_ml.forecasting import CalibratedDiffusion, model_rng, select_anchors
 from diffstock_ml.model.bundle import ModelBundle, make_bundle
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.train.config import TrainConfig
@@ -98,13 +98,15 @@ def paired_difference(model: Scores, reference: Scores) -> dict[str, float]:
 def score_models(
     models: Mapping[str, Baseline], days: Sequence[DayArrays], config: ScoreConfig
 ) -> dict[str, Scores]:
-    """Each fitted model's `Scores` on the same anchors (the `anchor_stride_s` grid) of `days`."""
-    rng = np.random.default_rng(config.seed)
+    """Each fitted model's `Scores` on the same anchors (the `anchor_stride_s` grid) of `days`;
+    each model draws from its own stream (`model_rng`), so its scores do not depend on which
+    models were scored before it."""
     anchors = [select_anchors(day, config.anchor_stride_s) for day in days]
     target = np.concatenate([at_anchors(d.target, a) for d, a in zip(days, anchors, strict=True)])
     close = np.concatenate([at_anchors(d.close, a) for d, a in zip(days, anchors, strict=True)])
     out = {}
     for name, model in models.items():
+        rng = model_rng(name, config.seed)
         samples = np.concatenate(
             [
                 model.sample(day, a, config.n_samples, rng)

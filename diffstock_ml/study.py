@@ -22,6 +22,7 @@ import torch
 from diffstock_ml.baselines import BASELINES, Baseline, Oracle
 from diffstock_ml.config import WindowConfig
 from diffstock_ml.experiments import ScoreConfig, Scores, run_trial
+from diffstock_ml.forecasting import model_rng
 from diffstock_ml.model.bundle import ModelBundle
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.synthetic import default_latent_root
@@ -140,9 +141,14 @@ def ablation(profile: Profile, window_length: int = WindowConfig().length) -> li
 
 
 def reference_models(
-    profile: Profile, train_days: Sequence[DayArrays], raw: Path, device: torch.device
+    profile: Profile,
+    train_days: Sequence[DayArrays],
+    raw: Path,
+    device: torch.device,
+    seed: int = 0,
 ) -> dict[str, Baseline]:
-    """EWMA, both heads (the profile's encoder and training budget) and, if present, the oracle."""
+    """EWMA, both heads (the profile's encoder and training budget) and, if present, the oracle,
+    each fitted from its own random stream under `seed`."""
     heads = profile.train  # the diffusion model's own budget: a fair fight
     models: dict[str, Baseline] = {"ewma_gaussian": BASELINES["ewma_gaussian"]()}
     for name in ("gaussian_head", "student_t_head"):
@@ -152,9 +158,8 @@ def reference_models(
     latent = default_latent_root(raw)
     if (latent / "params.json").exists():
         models["oracle"] = Oracle(latent)
-    rng = np.random.default_rng(0)
-    for model in models.values():
-        model.fit(train_days, rng)
+    for name, model in models.items():
+        model.fit(train_days, model_rng(name, seed))
     return models
 
 

@@ -44,3 +44,36 @@ def test_paired_difference_compares_the_same_anchors_and_refuses_others() -> Non
     fewer = score_samples(rng.standard_normal((10, 50)) * 1e-4, target[:10], close[:10])
     with pytest.raises(ValueError, match="same anchors"):
         paired_difference(fewer, right)
+
+
+def test_each_model_is_scored_from_its_own_stream(tiny_windows) -> None:
+    """`score_models` draws every model from `model_rng(name, seed)`: a model's scores are the
+    same alone and after another model (with one shared generator they moved)."""
+    from diffstock_ml.baselines import ScaleFit
+    from diffstock_ml.baselines.volatility import EwmaGaussian, RollingGaussian
+    from diffstock_ml.experiments import ScoreConfig, score_models
+    from diffstock_ml.forecasting import model_rng
+    from diffstock_ml.windows import load_day_arrays
+
+    train, val = (load_day_arrays(folder) for folder in tiny_windows[:2])
+    fit = ScaleFit(max_anchors=300, n_samples=50)
+    models = {
+        "rolling_gaussian": RollingGaussian(scale_fit=fit),
+        "ewma_gaussian": EwmaGaussian(scale_fit=fit),
+    }
+    for name, model in models.items():
+        model.fit([train], model_rng(name, 0))
+    config = ScoreConfig(anchor_stride_s=60, n_samples=20)
+    alone = score_models({"ewma_gaussian": models["ewma_gaussian"]}, [val], config)
+    after = score_models(models, [val], config)
+    np.testing.assert_array_equal(
+        after["ewma_gaussian"].per_anchor, alone["ewma_gaussian"].per_anchor
+    )
+    reseeded = score_models(
+        {"ewma_gaussian": models["ewma_gaussian"]},
+        [val],
+        ScoreConfig(anchor_stride_s=60, n_samples=20, seed=1),
+    )
+    assert not np.array_equal(
+        reseeded["ewma_gaussian"].per_anchor, alone["ewma_gaussian"].per_anchor
+    )
