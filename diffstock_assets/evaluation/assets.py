@@ -9,11 +9,10 @@ import polars as pl
 
 from diffstock_assets.evaluation.checks import PROMOTION_SPEC, promotion_result
 from diffstock_assets.evaluation.config import EvaluationReportConfig, ForecastsConfig
-from diffstock_assets.features.assets import windows
 from diffstock_assets.groups import EVALUATION
 from diffstock_assets.metadata import markdown_table, png_markdown, table_metadata
 from diffstock_assets.mlflow_resource import MLflowResource
-from diffstock_assets.model.assets import load_windows
+from diffstock_assets.model.assets import load_windows, model_windows
 from diffstock_assets.partitions import trading_days
 from diffstock_assets.registry import crown
 from diffstock_assets.resources import (
@@ -49,12 +48,6 @@ from diffstock_ml.train.profiles import Profile
 FORECASTS = "forecasts"
 REPORT_ASSET = "evaluation_report"
 HEADLINE = ("crps_bp", "coverage_90", "sharpness_bp", "directional_accuracy", "backtest_sharpe")
-
-
-def model_windows(profile: Profile) -> dg.AssetDep:
-    """The windows of every session of the as-of model: the `profile.days` ending there."""
-    mapping = dg.TimeWindowPartitionMapping(start_offset=-(profile.days - 1))
-    return dg.AssetDep(windows, partition_mapping=mapping)
 
 
 def after_the_model(profile: Profile, model: dg.AssetsDefinition) -> dict:

@@ -67,12 +67,7 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
         name=ASSET,
         partitions_def=trading_days,
         group_name=MODEL,
-        deps=[
-            dg.AssetDep(
-                windows,
-                partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(profile.days - 1)),
-            )
-        ],
+        deps=[model_windows(profile)],
         pool="gpu",
         # the newest as-of day retrains once all its windows exist and passed their blocking
         # checks (a day that failed one is refused by the asset itself too: `as_of_windows`)
@@ -114,14 +109,16 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
             )
         # Finished and logged: the next materialisation of this day trains afresh.
         shutil.rmtree(checkpoints, ignore_errors=True)
-        return dg.MaterializeResult(
-            metadata={
-                **published.metadata(mlflow.run_link(run.info.run_id)),
-                **_training_metadata(fitted, splits),
-            }
-        )
+        metadata = published.metadata(mlflow.run_link(run.info.run_id))
+        return dg.MaterializeResult(metadata={**metadata, **_training_metadata(fitted, splits)})
 
     return diffusion_model
+
+
+def model_windows(profile: Profile) -> dg.AssetDep:
+    """The windows of every session of the as-of model: the `profile.days` ending there."""
+    mapping = dg.TimeWindowPartitionMapping(start_offset=-(profile.days - 1))
+    return dg.AssetDep(windows, partition_mapping=mapping)
 
 
 def as_of_windows(
