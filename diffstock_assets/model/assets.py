@@ -26,7 +26,7 @@ from diffstock_assets.resources import (
 from diffstock_ml.model.config import ModelConfig
 from diffstock_ml.splits import Splits, split_days
 from diffstock_ml.train import EvalMetrics, StepMetrics
-from diffstock_ml.train.checkpoint import LATEST
+from diffstock_ml.train.checkpoint import LATEST, settings_fingerprint
 from diffstock_ml.train.config import TrainConfig
 from diffstock_ml.train.profiles import Profile
 from diffstock_ml.training import FittedModel, fit_model
@@ -88,7 +88,7 @@ def build_diffusion_model(profile: Profile) -> dg.AssetsDefinition:
         splits, arrays = as_of_windows(lake, key, config.resolve_split(profile))
         model_config, train_config = config.resolve(profile)
         device = compute.torch_device()
-        checkpoints = compute.scratch(ASSET, key, _fingerprint(model_config, train_config))
+        checkpoints = compute.scratch(ASSET, key, settings_fingerprint(model_config, train_config))
         context.log.info(
             f"training on {splits.train[0]}..{splits.train[-1]}, validating on {splits.val}, "
             f"device {device}, checkpoints in {checkpoints}"
@@ -245,11 +245,3 @@ def _log_artifacts(
 def _copy(bundle: Path, summary: dict, folder: Path) -> None:
     (folder / MODEL_BUNDLE.name).write_bytes(bundle.read_bytes())
     (folder / MODEL_SUMMARY.name).write_text(json.dumps(summary, indent=1))
-
-
-def _fingerprint(*configs: object) -> str:
-    """Checkpoints are only resumed by a run with the same settings."""
-    import hashlib
-
-    text = json.dumps([dataclasses.asdict(c) for c in configs], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -7,6 +7,9 @@ state; `best.pt` the EMA weights of the best validation.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,14 @@ import torch
 
 LATEST = "latest.pt"
 BEST = "best.pt"
+
+
+def settings_fingerprint(*configs: object) -> str:
+    """12 hex digits naming the settings (dataclass configs) of a run. Training resumes from
+    whatever `latest.pt` its folder holds, so callers keep each run's checkpoints in a folder
+    named by this: a run with other settings (another seed, say) never resumes another's."""
+    text = json.dumps([dataclasses.asdict(c) for c in configs], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def save_checkpoint(state: dict[str, Any], folder: Path, name: str = LATEST) -> Path:

@@ -1,5 +1,9 @@
 """The experiments' design space: ablations change one option at a time over a profile."""
 
+import dataclasses
+from types import SimpleNamespace
+
+import pytest
 import torch
 
 from diffstock_ml import study
@@ -7,6 +11,8 @@ from diffstock_ml.batches import Normaliser
 from diffstock_ml.model import DiffusionForecaster
 from diffstock_ml.model.bundle import make_bundle
 from diffstock_ml.train.profiles import PROFILES
+
+TINY = PROFILES["tiny"]
 
 
 def test_ablation_starts_from_the_profile_and_changes_one_option_at_a_time() -> None:
@@ -75,3 +81,25 @@ def test_every_sampler_option_is_what_its_name_says() -> None:
         kind, steps = name.removesuffix("_eta1").rsplit("_", 1)
         assert (sampler.sampler, sampler.steps) == (kind, int(steps)), name
         assert (sampler.eta == 1.0) == name.endswith("_eta1"), name
+
+
+def test_a_trial_with_other_settings_never_resumes_another_trials_checkpoints(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run_design` keeps checkpoints per settings: the same trial number under another seed
+    (ablation.py --seed) trained afresh instead of resuming the finished run of the first."""
+    folders = []
+
+    def fake_trial(model, train, train_days, val_days, checkpoint_dir, *args):
+        folders.append(checkpoint_dir)
+        return SimpleNamespace(metrics=dict, scores=None, bundle=None)
+
+    monkeypatch.setattr(study, "run_trial", fake_trial)
+    monkeypatch.setattr(study, "relative_scores", lambda scores, references: {})
+    design = study.ablation(TINY, 120)[0]
+    for seed in (0, 1, 0):
+        profile = dataclasses.replace(TINY, train=dataclasses.replace(TINY.train, seed=seed))
+        study.run_design(profile, design, [], [], {}, tmp_path, "cpu", None)
+    assert folders[0] != folders[1]  # another seed: another folder
+    assert folders[0] == folders[2]  # the same settings: the same folder, so it resumes
+    assert all(folder.parent == tmp_path for folder in folders)
