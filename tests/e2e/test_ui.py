@@ -116,16 +116,13 @@ def _pids_with_env(marker: str) -> list[int]:
 
 
 def _stop(process: subprocess.Popen[bytes], marker: str) -> None:
-    """Ctrl-C the server's process group (SIGINT, as a terminal does), SIGKILL it after a grace
-    period, reap stragglers."""
+    """Ctrl-C the server's process group (SIGINT, as a terminal does), SIGKILL what is left of
+    the group once the server has exited or after a grace period, reap stragglers."""
     pgid = process.pid  # start_new_session=True: the server leads its own group
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGINT)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=GRACE_S)
-    deadline = time.monotonic() + GRACE_S
-    while time.monotonic() < deadline and _group_alive(pgid):
-        time.sleep(0.5)
     if _group_alive(pgid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
