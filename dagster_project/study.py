@@ -97,18 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             optuna_trial.set_user_attr(key, value)
         return metrics["crps_bp"]
 
-    study = optuna.create_study(
-        study_name=name, direction="minimize", sampler=optuna.samplers.TPESampler(seed=0)
-    )
-    designs = ablation(profile, window_length)
-    if args.design == "ablation" and args.only:
-        designs = [d for d in designs if all(d[k] is None for k in options if k not in args.only)]
-    for design in designs if args.design == "ablation" else designs[:1]:
-        study.enqueue_trial(design)  # the search starts from the profile itself
+    study, n_trials = _study(args, name, profile, window_length)
     try:
-        study.optimize(
-            objective, n_trials=len(designs) if args.design == "ablation" else args.trials
-        )
+        study.optimize(objective, n_trials=n_trials)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     _write(settings.data / "study" / name, name, rows, reference_scores)
@@ -153,6 +144,26 @@ def _validation_inputs(
             except dg.Failure as failure:
                 raise ValueError(str(failure.description)) from None
     return [lake.read_windows(d) for d in splits.train], [lake.read_windows(d) for d in splits.val]
+
+
+def _study(
+    args: argparse.Namespace, name: str, profile: Profile, window_length: int
+) -> tuple[optuna.Study, int]:
+    """The Optuna study with its first trials queued, and how many trials to run: an ablation
+    queues every one-option design (those of `--only`), a search only the profile itself."""
+    study = optuna.create_study(
+        study_name=name, direction="minimize", sampler=optuna.samplers.TPESampler(seed=0)
+    )
+    designs = ablation(profile, window_length)
+    if args.design == "search":
+        study.enqueue_trial(designs[0])  # the search starts from the profile itself
+        return study, args.trials
+    options = options_for(window_length)
+    if args.only:
+        designs = [d for d in designs if all(d[k] is None for k in options if k not in args.only)]
+    for design in designs:
+        study.enqueue_trial(design)
+    return study, len(designs)
 
 
 def _changed(design: dict[str, Any]) -> str:

@@ -57,3 +57,35 @@ def test_study_names_the_days_whose_windows_are_missing(
     assert exit_info.value.code == 2
     message = capsys.readouterr().err
     assert "no windows for 20251031, 20251103" in message and "materialise" in message
+
+
+def test_a_search_queues_the_profile_then_runs_its_trials() -> None:
+    import optuna
+
+    from diffstock_ml.study import ablation
+    from diffstock_ml.train.profiles import PROFILES
+
+    args = study._parser().parse_args(
+        ["--as-of", "20251104", "--design", "search", "--trials", "3"]
+    )
+    built, n_trials = study._study(args, "search", PROFILES["tiny"], 120)
+    waiting = built.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert n_trials == 3
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [ablation(PROFILES["tiny"], 120)[0]]
+
+
+def test_an_ablation_of_one_option_queues_the_profile_and_each_other_value() -> None:
+    import optuna
+
+    from diffstock_ml.study import ablation, changed_options
+    from diffstock_ml.train.profiles import PROFILES
+
+    args = study._parser().parse_args(["--as-of", "20251104", "--only", "lr"])
+    built, n_trials = study._study(args, "ablation", PROFILES["tiny"], 120)
+    designs = [
+        t.system_attrs["fixed_params"]
+        for t in built.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    ]
+    assert n_trials == len(designs) >= 2
+    assert designs[0] == ablation(PROFILES["tiny"], 120)[0]  # the profile, unchanged
+    assert all([c.split("=")[0] for c in changed_options(d)] == ["lr"] for d in designs[1:])
