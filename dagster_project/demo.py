@@ -109,16 +109,21 @@ def main(argv: list[str] | None = None) -> int:
             if not run_job(defs, "train_job", keys[-1], instance):
                 failed.append(f"diffusion_model {keys[-1]}")
 
+    _where_to_look(settings, keys[-1])
+    return 1 if failed else 0
+
+
+def _where_to_look(settings: Settings, as_of: str) -> None:
+    """Print where the as-of day's reports are and how to open both UIs."""
     lake = LakeResource(root=settings.lake)
-    if lake.has_file(REPORT, keys[-1]):
-        print(f"\nEvaluation report: {lake.file_uri(REPORT, keys[-1])}")
-    if lake.has_file(PATH_DOCUMENT, keys[-1]):  # path profiles (demo_paths) only
-        print(f"Path report: {lake.file_uri(PATH_DOCUMENT, keys[-1])}")
+    if lake.has_file(REPORT, as_of):
+        print(f"\nEvaluation report: {lake.file_uri(REPORT, as_of)}")
+    if lake.has_file(PATH_DOCUMENT, as_of):  # path profiles (demo_paths) only
+        print(f"Path report: {lake.file_uri(PATH_DOCUMENT, as_of)}")
     print("\nOpen the Dagster UI (asset graph, partitions, checks):")
     print(f"  DAGSTER_HOME={settings.dagster_home} dagster dev -h 127.0.0.1 -p 3000")
     print("Open the MLflow UI (runs, curves, registered models):")
     print(f"  mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} -h 127.0.0.1 -p 5000")
-    return 1 if failed else 0
 
 
 def _cannot_train(settings: Settings, keys: list[str]) -> str | None:
