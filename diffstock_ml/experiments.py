@@ -26,6 +26,7 @@ from diffstock_ml.evaluation.scores import crps_bp
 from diffstock_ml.forecasting import CalibratedDiffusion, model_rng, select_anchors
 from diffstock_ml.model.bundle import ModelBundle, make_bundle
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
+from diffstock_ml.train.checkpoint import settings_fingerprint
 from diffstock_ml.train.config import TrainConfig
 from diffstock_ml.train.loop import TrainCallback, TrainResult, train
 from diffstock_ml.windows import DayArrays
@@ -145,14 +146,19 @@ def run_trial(
     train_config: TrainConfig,
     train_days: Sequence[DayArrays],
     val_days: Sequence[DayArrays],
-    checkpoint_dir: Path,
+    checkpoint_root: Path,
     device: torch.device,
     score: ScoreConfig | None = None,
     sampler: SamplerConfig | None = None,
     callback: TrainCallback | None = None,
 ) -> TrialResult:
-    """Train `model_config` on `train_days` and score it, calibrated, on `val_days`."""
+    """Train `model_config` on `train_days` and score it, calibrated, on `val_days`.
+
+    Checkpoints go to `checkpoint_root/<settings fingerprint>`: an interrupted trial resumes, a
+    trial with other settings (another seed, option, profile or step count) starts afresh.
+    """
     score = score or ScoreConfig()
+    checkpoint_dir = checkpoint_root / settings_fingerprint(model_config, train_config)
     normaliser = Normaliser.fit(train_days, seed=train_config.seed)
     training = train(
         model_config,

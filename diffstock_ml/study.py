@@ -26,7 +26,6 @@ from diffstock_ml.forecasting import model_rng
 from diffstock_ml.model.bundle import ModelBundle
 from diffstock_ml.model.config import ModelConfig, SamplerConfig
 from diffstock_ml.synthetic import default_latent_root
-from diffstock_ml.train.checkpoint import settings_fingerprint
 from diffstock_ml.train.config import TrainConfig
 from diffstock_ml.train.profiles import Profile
 from diffstock_ml.windows import DayArrays
@@ -225,16 +224,15 @@ def run_design(
     device: torch.device,
     score: ScoreConfig,
 ) -> tuple[Trial, dict[str, float], ModelBundle]:
-    """Train and score one design on the validation days; its configs, flat metrics, model.
-    Checkpoints go to `checkpoint_root/<settings fingerprint>`: an interrupted trial resumes, a
-    trial with other settings (another seed, option or profile) starts afresh."""
+    """Train and score one design on the validation days; its configs, flat metrics, model
+    (checkpoints under `checkpoint_root`, a folder per settings: `run_trial`)."""
     trial = make_trial(profile, design)
     result = run_trial(
         trial.model,
         trial.train,
         train_days,
         val_days,
-        checkpoint_root / settings_fingerprint(trial.model, trial.train),
+        checkpoint_root,
         device,
         score,
         trial.sampler,

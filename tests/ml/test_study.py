@@ -1,7 +1,6 @@
 """The experiments' design space: ablations change one option at a time over a profile."""
 
 import dataclasses
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -84,22 +83,28 @@ def test_every_sampler_option_is_what_its_name_says() -> None:
 
 
 def test_a_trial_with_other_settings_never_resumes_another_trials_checkpoints(
-    tmp_path, monkeypatch: pytest.MonkeyPatch
+    tmp_path, tiny_windows, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`run_design` keeps checkpoints per settings: the same trial number under another seed
+    """`run_trial` keeps checkpoints per settings: the same trial number under another seed
     (ablation.py --seed) trained afresh instead of resuming the finished run of the first."""
+    import diffstock_ml.experiments as experiments
+    from diffstock_ml.windows import load_day_arrays
+
     folders = []
 
-    def fake_trial(model, train, train_days, val_days, checkpoint_dir, *args):
-        folders.append(checkpoint_dir)
-        return SimpleNamespace(metrics=dict, scores=None, bundle=None)
+    class Stop(Exception):
+        pass
 
-    monkeypatch.setattr(study, "run_trial", fake_trial)
-    monkeypatch.setattr(study, "relative_scores", lambda scores, references: {})
-    design = study.ablation(TINY, 120)[0]
+    def fake_train(model, train, train_days, val_days, normaliser, checkpoint_dir, *args):
+        folders.append(checkpoint_dir)
+        raise Stop  # the folder is all this test needs
+
+    monkeypatch.setattr(experiments, "train", fake_train)
+    days = [load_day_arrays(tiny_windows[0])]
     for seed in (0, 1, 0):
-        profile = dataclasses.replace(TINY, train=dataclasses.replace(TINY.train, seed=seed))
-        study.run_design(profile, design, [], [], {}, tmp_path, "cpu", None)
+        train = dataclasses.replace(TINY.train, seed=seed)
+        with pytest.raises(Stop):
+            experiments.run_trial(TINY.model, train, days, days, tmp_path, "cpu")
     assert folders[0] != folders[1]  # another seed: another folder
     assert folders[0] == folders[2]  # the same settings: the same folder, so it resumes
     assert all(folder.parent == tmp_path for folder in folders)
