@@ -3,9 +3,12 @@
 import numpy as np
 import pytest
 
-from diffstock_ml.baselines import snap_returns
+from diffstock_ml.baselines import ScaleFit, snap_returns
+from diffstock_ml.baselines.volatility import EwmaGaussian, RollingGaussian
 from diffstock_ml.evaluation import crps_bp
-from diffstock_ml.experiments import paired_difference, score_samples
+from diffstock_ml.experiments import ScoreConfig, paired_difference, score_models, score_samples
+from diffstock_ml.forecasting import model_rng
+from diffstock_ml.windows import load_day_arrays
 
 
 def test_a_calibrated_snapped_forecast_scores_nominal_coverage_and_an_unbiased_median() -> None:
@@ -49,11 +52,6 @@ def test_paired_difference_compares_the_same_anchors_and_refuses_others() -> Non
 def test_each_model_is_scored_from_its_own_stream(tiny_windows) -> None:
     """`score_models` draws every model from `model_rng(name, seed)`: a model's scores are the
     same alone and after another model (with one shared generator they moved)."""
-    from diffstock_ml.baselines import ScaleFit
-    from diffstock_ml.baselines.volatility import EwmaGaussian, RollingGaussian
-    from diffstock_ml.experiments import ScoreConfig, score_models
-    from diffstock_ml.forecasting import model_rng
-    from diffstock_ml.windows import load_day_arrays
 
     train, val = (load_day_arrays(folder) for folder in tiny_windows[:2])
     fit = ScaleFit(max_anchors=300, n_samples=50)

@@ -5,11 +5,12 @@ import dataclasses
 import pytest
 import torch
 
-from diffstock_ml import study
+from diffstock_ml import experiments, study
 from diffstock_ml.batches import Normaliser
 from diffstock_ml.model import DiffusionForecaster
 from diffstock_ml.model.bundle import make_bundle
 from diffstock_ml.train.profiles import PROFILES
+from diffstock_ml.windows import load_day_arrays
 
 TINY = PROFILES["tiny"]
 
@@ -87,9 +88,6 @@ def test_a_trial_with_other_settings_never_resumes_another_trials_checkpoints(
 ) -> None:
     """`run_trial` keeps checkpoints per settings: the same trial number under another seed
     (ablation.py --seed) trained afresh instead of resuming the finished run of the first."""
-    import diffstock_ml.experiments as experiments
-    from diffstock_ml.windows import load_day_arrays
-
     folders = []
 
     class Stop(Exception):

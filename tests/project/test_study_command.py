@@ -4,9 +4,12 @@ import json
 from pathlib import Path
 
 import mlflow
+import optuna
 import pytest
 
 from dagster_project import study
+from diffstock_ml.study import ablation, changed_options
+from diffstock_ml.train.profiles import PROFILES
 
 
 def test_study_scores_trials_on_validation_days_and_logs_one_run_each(
@@ -60,11 +63,6 @@ def test_study_names_the_days_whose_windows_are_missing(
 
 
 def test_a_search_queues_the_profile_then_runs_its_trials() -> None:
-    import optuna
-
-    from diffstock_ml.study import ablation
-    from diffstock_ml.train.profiles import PROFILES
-
     args = study._parser().parse_args(
         ["--as-of", "20251104", "--design", "search", "--trials", "3"]
     )
@@ -75,11 +73,6 @@ def test_a_search_queues_the_profile_then_runs_its_trials() -> None:
 
 
 def test_an_ablation_of_one_option_queues_the_profile_and_each_other_value() -> None:
-    import optuna
-
-    from diffstock_ml.study import ablation, changed_options
-    from diffstock_ml.train.profiles import PROFILES
-
     args = study._parser().parse_args(["--as-of", "20251104", "--only", "lr"])
     built, n_trials = study._study(args, "ablation", PROFILES["tiny"], 120)
     designs = [
