@@ -132,7 +132,8 @@ def _check_batch(paths: Sequence[Path], day: dt.date, config: IngestConfig) -> _
 def _check_files(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -> _Checked:
     """Check the rows of all `raw_files` in one pass (the fast path: a whole batch at once)."""
     timestamps = with_utc_timestamps(_concat_rows(raw_files), day)
-    checked = _checked_rows(timestamps.rows, day, config)
+    lossy = any(f.lossy for f in raw_files)
+    checked = _checked_rows(timestamps.rows, day, config, lossy=lossy)
     raw_files = _with_verdicts(raw_files, timestamps.new_york, wrong_bar_lengths(checked))
     good = (
         checked.lazy()
@@ -206,14 +207,18 @@ def _file_symbol() -> pl.Expr:
     return pl.col("file").str.replace(BAR_FILE_SUFFIX, "")
 
 
-def _checked_rows(rows: pl.DataFrame, day: dt.date, config: IngestConfig) -> pl.DataFrame:
+def _checked_rows(
+    rows: pl.DataFrame, day: dt.date, config: IngestConfig, *, lossy: bool
+) -> pl.DataFrame:
     """Every row with its `reason` (null when good), good rows sorted by (file, second, line)."""
     # Rows come file by file: each run of `file` takes its symbol from a table of the runs,
     # which is much cheaper than a regular expression on every row.
     runs = rows.get_column("file").rle().struct.field("value")
     run_symbols = pl.Series([symbol_of(name) for name in runs], dtype=pl.String)
     file_symbol = pl.lit(run_symbols).gather(pl.col("file").rle_id())
-    parsed = rows.pipe(parse_fields, config.tick).pipe(assign_reasons, file_symbol, day)
+    parsed = rows.pipe(parse_fields, config.tick).pipe(
+        assign_reasons, file_symbol, day, lossy=lossy
+    )
     checked = parsed.collect()
     if checked.get_column("reason").null_count() == checked.height:  # the usual day: no copy
         valid, invalid = checked, checked.clear()

@@ -15,6 +15,7 @@ import io
 import re
 import zlib
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ BAR_FILE_SUFFIX = r"(?i)\.csv(?:\.gz)?$"
 # What one file may raise without failing the day. A polars (Rust) panic derives from
 # BaseException, so it is named here; KeyboardInterrupt and SystemExit still stop the run.
 FILE_ERRORS: tuple[type[BaseException], ...] = (Exception, pl.exceptions.PanicException)
+READ_THREADS = 4  # files read at once (`read_day_files`)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class RawFile:
     rows: pl.DataFrame | None
     reject_reason: Reason | None = None  # also set for a file rejected after its rows were read
     detail: str | None = None
+    # Read with bytes that are not UTF-8 decoded as U+FFFD (the text tiers); a file the typed
+    # tier read is valid UTF-8, so its rows need no check for them
+    lossy: bool = False
 
 
 def symbol_of(name: str) -> str:
@@ -95,24 +100,33 @@ def list_raw_days(raw_root: Path) -> tuple[list[dt.date], list[str]]:
 
 
 def read_day_files(paths: Sequence[Path]) -> list[RawFile]:
-    """Read every bar file of a day; whatever one file raises only rejects that file.
+    """Read every bar file of a day, in `paths` order; whatever one file raises only rejects
+    that file.
 
     Only the first file of a symbol in name order is read (`F.csv` before `F.csv.gz`); a
     second one is rejected as `duplicate_file`, as its rows would be the same seconds again.
+    Files are read READ_THREADS at a time: polars keeps about 1.4 cores busy reading one file
+    of a day, and several at once fill the machine (0.69 -> 0.47 s a day on 2 cores).
     """
-    files, first = [], {}
-    for path in paths:
-        symbol = symbol_of(path.name)
-        if symbol in first:
-            detail = f"{first[symbol]} already holds {symbol}: only the first file is read"
-            files.append(rejected_file(path, Reason.DUPLICATE_FILE, detail))
-            continue
-        first[symbol] = path.name
-        try:
-            files.append(read_raw_file(path))
-        except FILE_ERRORS as error:
-            files.append(rejected_file(path, Reason.UNREADABLE, describe_error(error)))
-    return files
+    first: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        pending = []
+        for path in paths:
+            symbol = symbol_of(path.name)
+            if symbol in first:
+                detail = f"{first[symbol]} already holds {symbol}: only the first file is read"
+                pending.append(rejected_file(path, Reason.DUPLICATE_FILE, detail))
+            else:
+                first[symbol] = path.name
+                pending.append(pool.submit(_read_or_reject, path))
+        return [p if isinstance(p, RawFile) else p.result() for p in pending]
+
+
+def _read_or_reject(path: Path) -> RawFile:
+    try:
+        return read_raw_file(path)
+    except FILE_ERRORS as error:
+        return rejected_file(path, Reason.UNREADABLE, describe_error(error))
 
 
 def describe_error(error: BaseException) -> str:
@@ -140,7 +154,8 @@ def read_raw_file(path: Path) -> RawFile:
         frame = _read_typed(source)
     except FILE_ERRORS:
         frame = None  # the next tier reads every field as text
-    if frame is None:
+    lossy = frame is None
+    if lossy:
         try:
             frame = pl.read_csv(
                 source, infer_schema=False, encoding="utf8-lossy", row_index_name="_index"
@@ -165,7 +180,7 @@ def read_raw_file(path: Path) -> RawFile:
         *(_number(frame, c) for c in NUMBER_COLUMNS),
     )
     detail = _extra_columns_note(header)
-    return RawFile(path=path, symbol=symbol_of(path.name), rows=rows, detail=detail)
+    return RawFile(path, symbol_of(path.name), rows, detail=detail, lossy=lossy)
 
 
 def _source(path: Path) -> Path | bytes:
@@ -245,7 +260,7 @@ def _read_as_lines(path: Path, source: Path | bytes) -> RawFile:
         *(pl.lit(None, pl.Float64).alias(f"{c}_num") for c in NUMBER_COLUMNS),
     )
     detail = _extra_columns_note(header)
-    return RawFile(path=path, symbol=symbol_of(path.name), rows=rows, detail=detail)
+    return RawFile(path, symbol_of(path.name), rows, detail=detail, lossy=True)
 
 
 def _extra_columns_note(header: list[str]) -> str | None:
@@ -256,7 +271,7 @@ def _extra_columns_note(header: list[str]) -> str | None:
 def strip_text(rows: pl.DataFrame, columns: Collection[str] = RAW_COLUMNS) -> pl.DataFrame:
     """The rows with surrounding whitespace trimmed from the text fields `columns` (numbers
     the reader typed have none: their text is null)."""
-    return rows.with_columns(pl.col(c).str.strip_chars() for c in columns)
+    return rows.lazy().with_columns(pl.col(c).str.strip_chars() for c in columns).collect()
 
 
 def rejected_file(path: Path, reason: Reason, detail: str) -> RawFile:

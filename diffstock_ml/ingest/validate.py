@@ -50,13 +50,17 @@ def new_york_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 Rule = tuple[Reason, pl.Expr, pl.Expr]  # (reason, condition, detail)
 
 
-def _rules(file_symbol: pl.Expr, day: dt.date) -> list[Rule]:
+def _rules(file_symbol: pl.Expr, day: dt.date, *, lossy: bool = True) -> list[Rule]:
     """(reason, condition, detail) in priority order; details are only built for bad rows."""
-    return [*_field_rules(), *_value_rules(file_symbol, day)]
+    return [*_field_rules(lossy=lossy), *_value_rules(file_symbol, day)]
 
 
-def _field_rules() -> list[Rule]:
-    """Rules on the fields as read: present, decodable, parsable."""
+def _field_rules(*, lossy: bool) -> list[Rule]:
+    """Rules on the fields as read: present, decodable, parsable.
+
+    Only text decoded lossily (`lossy`) can hold the U+FFFD of a byte that is not UTF-8; on
+    strictly decoded text the check, the dearest of the rules, is skipped.
+    """
     blank = {c: pl.col(c).is_null() | (pl.col(c) == "") for c in RAW_COLUMNS}
     # A number typed by the reader has no text: it is missing only when its value is null too.
     missing = {
@@ -65,7 +69,10 @@ def _field_rules() -> list[Rule]:
     }
     names = [pl.when(missing[c]).then(pl.lit(c)) for c in RAW_COLUMNS]
     # Numbers typed by the reader come from valid UTF-8 only: their text is null.
-    garbled = {c: pl.col(c).str.contains(_REPLACEMENT, literal=True) for c in RAW_COLUMNS}
+    garbled = {
+        c: pl.col(c).str.contains(_REPLACEMENT, literal=True) if lossy else pl.lit(False)
+        for c in RAW_COLUMNS
+    }
     garbled_names = [pl.when(garbled[c]).then(pl.lit(c)) for c in RAW_COLUMNS]
     return [
         (
@@ -156,9 +163,14 @@ def _value_rules(file_symbol: pl.Expr, day: dt.date) -> list[Rule]:
     ]
 
 
-def assign_reasons(rows: pl.LazyFrame, file_symbol: pl.Expr, day: dt.date) -> pl.LazyFrame:
-    """Add `reason`: the first rule (in `Reason` order) that the row breaks, else null."""
-    rules = _rules(file_symbol, day)
+def assign_reasons(
+    rows: pl.LazyFrame, file_symbol: pl.Expr, day: dt.date, *, lossy: bool = True
+) -> pl.LazyFrame:
+    """Add `reason`: the first rule (in `Reason` order) that the row breaks, else null.
+
+    `lossy`: some text was decoded with U+FFFD for bytes that are not UTF-8 (`RawFile.lossy`).
+    """
+    rules = _rules(file_symbol, day, lossy=lossy)
     reason = pl.when(rules[0][1]).then(pl.lit(rules[0][0].value))
     for code, condition, _ in rules[1:]:
         reason = reason.when(condition).then(pl.lit(code.value))
@@ -171,6 +183,8 @@ def wrong_bar_lengths(checked: pl.DataFrame) -> dict[str, str]:
     Only rows whose `eob - bob` could be read count; such a file has no row left to keep.
     """
     one_second = pl.col("bar_us").is_between(1, ONE_SECOND_US)
+    if checked.select(one_second.or_(pl.col("bar_us").is_null()).all()).item():
+        return {}  # the usual day: every bar that could be read spans 1 s
     lengths = (
         checked.filter(pl.col("bar_us").is_not_null())
         .group_by("file")

@@ -308,10 +308,10 @@ def test_a_failure_checking_one_file_rejects_only_that_file(
 ) -> None:
     checked_rows = clean_module._checked_rows
 
-    def fail_on_f(rows: pl.DataFrame, *args: object) -> pl.DataFrame:
+    def fail_on_f(rows: pl.DataFrame, *args: object, **kwargs: object) -> pl.DataFrame:
         if "F.csv" in rows["file"]:
             raise error
-        return checked_rows(rows, *args)
+        return checked_rows(rows, *args, **kwargs)
 
     monkeypatch.setattr(clean_module, "_checked_rows", fail_on_f)
     result = beside_two_good("F.csv", _bars("F", price=12.0))
@@ -338,7 +338,7 @@ def test_a_panic_reading_one_file_rejects_only_that_file(
 def test_keyboard_interrupt_is_not_swallowed(
     write_file: WriteFile, raw_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def interrupt(*args: object) -> None:
+    def interrupt(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(clean_module, "_checked_rows", interrupt)
