@@ -210,14 +210,19 @@ def _file_symbol() -> pl.Expr:
 def _checked_rows(
     rows: pl.DataFrame, day: dt.date, config: IngestConfig, *, lossy: bool
 ) -> pl.DataFrame:
-    """Every row with its `reason` (null when good), good rows sorted by (file, second, line)."""
-    # Rows come file by file: each run of `file` takes its symbol from a table of the runs,
-    # which is much cheaper than a regular expression on every row.
+    """Every row with its `reason` (null when good) and `file_id`, good rows sorted by (file,
+    second, line)."""
+    # Rows come file by file: `file_id` numbers the runs of `file`, a cheap key for the checks
+    # that group by file, and each run takes its symbol from a table of the runs, which is
+    # much cheaper than a regular expression on every row.
     runs = rows.get_column("file").rle().struct.field("value")
     run_symbols = pl.Series([symbol_of(name) for name in runs], dtype=pl.String)
-    file_symbol = pl.lit(run_symbols).gather(pl.col("file").rle_id())
-    parsed = rows.pipe(parse_fields, config.tick).pipe(
-        assign_reasons, file_symbol, day, lossy=lossy
+    file_symbol = pl.lit(run_symbols).gather(pl.col("file_id"))
+    parsed = (
+        rows.lazy()
+        .with_columns(pl.col("file").rle_id().alias("file_id"))
+        .pipe(parse_fields, config.tick)
+        .pipe(assign_reasons, file_symbol, day, lossy=lossy)
     )
     checked = parsed.collect()
     if checked.get_column("reason").null_count() == checked.height:  # the usual day: no copy
@@ -226,9 +231,9 @@ def _checked_rows(
         valid = checked.filter(pl.col("reason").is_null())
         invalid = checked.filter(pl.col("reason").is_not_null())
     del checked  # only `valid` and `invalid` from here: one copy of the rows at a time
-    out_of_order = (pl.col("file") == pl.col("file").shift(1)) & (pl.col("bob_utc").diff() < 0)
-    if valid.select(out_of_order.any()).item():
-        valid = valid.sort("file", "bob_utc", "line")
+    same_file = pl.col("file_id") == pl.col("file_id").shift(1)
+    if valid.select((same_file & (pl.col("bob_utc").diff() < 0)).any()).item():
+        valid = valid.sort("file_id", "bob_utc", "line")
     valid = mark_outliers(mark_duplicates(valid), config.outlier_factor, config.outlier_neighbours)
     invalid = invalid.with_columns(
         pl.lit(None, pl.Int64).alias("kept_line"),
@@ -275,7 +280,8 @@ def _file_quarantine(raw_files: list[RawFile]) -> pl.DataFrame:
 
 
 def _file_report(raw_files: list[RawFile], checked: pl.DataFrame) -> pl.DataFrame:
-    per_file = checked.group_by("file").agg(
+    per_file = checked.group_by("file_id").agg(
+        pl.col("file").first(),
         pl.len().alias("rows_read"),
         pl.col("reason").is_null().sum().alias("rows_kept"),
         pl.col("reason").is_not_null().sum().alias("rows_quarantined"),

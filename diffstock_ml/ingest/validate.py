@@ -29,14 +29,14 @@ def round_to_tick(expr: pl.Expr, tick: float) -> pl.Expr:
     return ((expr / tick).round(0) * tick).round(decimals)
 
 
-def parse_fields(rows: pl.DataFrame, tick: float) -> pl.LazyFrame:
+def parse_fields(rows: pl.LazyFrame, tick: float) -> pl.LazyFrame:
     """Typed columns `*_num` (from the reader or the text) and `*_tick` beside the timestamps."""
     numbers = [
         pl.coalesce(f"{c}_num", pl.col(c).cast(pl.Float64, strict=False)).alias(f"{c}_num")
         for c in NUMBER_COLUMNS
     ]
     rounded = [round_to_tick(pl.col(f"{c}_num"), tick).alias(f"{c}_tick") for c in PRICE_COLUMNS]
-    return rows.lazy().with_columns(numbers).with_columns(rounded)
+    return rows.with_columns(numbers).with_columns(rounded)
 
 
 def new_york_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -207,15 +207,15 @@ def wrong_bar_lengths(checked: pl.DataFrame) -> dict[str, str]:
 
 
 def mark_duplicates(valid: pl.DataFrame) -> pl.DataFrame:
-    """Among valid rows sorted by (file, bob_utc, line), one bar per second: the last line wins.
+    """Among valid rows sorted by (file_id, bob_utc, line), one bar per second: the last line wins.
 
     Earlier lines of the same second become `duplicate_exact` when every value matches the kept
     row, else `duplicate_conflict`; `kept_line` names the line that was kept. Duplicates are
     adjacent after the sort, so only the few rows equal to a neighbour are compared.
     """
-    key = ["file", "bob_utc"]
+    key = ["file_id", "bob_utc"]
     values = ["close_tick", "high_tick", "low_tick", "volume_num", "amount_num"]
-    same = (pl.col("file") == pl.col("file").shift(1)) & (
+    same = (pl.col("file_id") == pl.col("file_id").shift(1)) & (
         pl.col("bob_utc") == pl.col("bob_utc").shift(1)
     )
     candidate = (same | same.shift(-1)).fill_null(False)
@@ -246,7 +246,7 @@ def mark_duplicates(valid: pl.DataFrame) -> pl.DataFrame:
     )
     return (
         pl.concat([valid.filter(~pl.col("_candidate")), resolved], how="vertical")
-        .sort("file", "bob_utc", "line")
+        .sort("file_id", "bob_utc", "line")
         .drop("_candidate")
     )
 
@@ -254,13 +254,14 @@ def mark_duplicates(valid: pl.DataFrame) -> pl.DataFrame:
 def mark_outliers(valid: pl.DataFrame, factor: float, neighbours: int) -> pl.DataFrame:
     """`price_outlier`: a print `factor`x away from the median of its neighbouring prints.
 
-    `valid` is sorted by (file, bob_utc, line). The median runs over the still-valid prints of the
-    same file, `neighbours` on each side and the print itself. Only prints more than `factor`^(1/3)
-    away from the day's median price of their file are examined (a real stock does not move
-    that far in a day), which keeps this cheap; `neighbour_median` is kept for the detail.
+    `valid` is sorted by (file_id, bob_utc, line). The median runs over the still-valid prints of
+    the same file, `neighbours` on each side and the print itself. Only prints more than
+    `factor`^(1/3) away from the day's median price of their file are examined (a real stock does
+    not move that far in a day), which keeps this cheap; `neighbour_median` is kept for the
+    detail.
     """
     ok = pl.col("reason").is_null()
-    day_median = pl.col("close_tick").filter(ok).median().over("file")
+    day_median = pl.col("close_tick").filter(ok).median().over("file_id")
     bound = factor ** (1 / 3)
     suspect = ok & (
         (pl.col("close_tick") > day_median * bound) | (pl.col("close_tick") < day_median / bound)
@@ -271,7 +272,7 @@ def mark_outliers(valid: pl.DataFrame, factor: float, neighbours: int) -> pl.Dat
         return valid
     close = valid["close_tick"].to_numpy()
     usable = valid.select(ok).to_series().to_numpy()
-    file_id = valid.select(pl.col("file").rle_id()).to_series().to_numpy()
+    file_id = valid.get_column("file_id").to_numpy()
     window = np.clip(rows[:, None] + np.arange(-neighbours, neighbours + 1), 0, len(close) - 1)
     same_file = file_id[window] == file_id[rows][:, None]
     prices = np.where(same_file & usable[window], close[window], np.nan)
