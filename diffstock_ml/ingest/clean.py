@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -38,7 +39,7 @@ from diffstock_ml.ingest.validate import (
 )
 
 # Raw CSV bytes read and checked at once (a full synthetic day of 54 symbols is ~200 MB).
-BATCH_BYTES = 64 * 2**20
+BATCH_BYTES = 32 * 2**20
 # Text fields trimmed for the whole batch; `with_utc_timestamps` trims `bob`/`eob` when needed.
 TEXT_NOT_TIMESTAMPS = tuple(c for c in RAW_COLUMNS if c not in TIMESTAMP_COLUMNS)
 
@@ -66,7 +67,7 @@ class CleanDay:
 class _Checked(NamedTuple):
     """What checking some files produced."""
 
-    good: pl.DataFrame  # symbol, ts, close, high, low, volume, amount: rows for the grid
+    bars: pl.DataFrame  # BARS_SCHEMA: the session grid of the files' symbols
     quarantine: pl.DataFrame  # QUARANTINE_SCHEMA
     files: pl.DataFrame  # FILES_SCHEMA
 
@@ -79,15 +80,14 @@ def clean_day(folder: Path, day: dt.date, config: IngestConfig | None = None) ->
     whatever one file raises (a polars panic included) only rejects that file.
     """
     config = config or IngestConfig()
-    open_utc, close_utc = session_bounds(day)
+    session_bounds(day)  # raises when `day` is not a session
     listing = list_day_folder(folder)
-    parts = [_check_batch(paths, day, config) for paths in _file_batches(listing.csv_files)]
+    parts = list(_checked_batches(_file_batches(listing.csv_files), day, config))
     checked = _concat(parts) if parts else _check_files([], day, config)
-    bars = build_grid(checked.good.lazy(), open_utc, close_utc, config.stale_after_s).collect()
     listed = {path.name: i for i, path in enumerate(listing.csv_files)}
     return CleanDay(
         day=day,
-        bars=bars,
+        bars=_by_symbol(checked.bars),
         quarantine=checked.quarantine.sort("file", "line", nulls_last=False),
         files=checked.files.sort(pl.col("file").replace_strict(listed, return_dtype=pl.Int64)),
         ignored=listing.ignored,
@@ -97,8 +97,9 @@ def clean_day(folder: Path, day: dt.date, config: IngestConfig | None = None) ->
 def _file_batches(paths: Sequence[Path]) -> list[list[Path]]:
     """The files in batches of about BATCH_BYTES, every file of a symbol in the same batch.
 
-    Every check is per file, so a batch gives the same rows as the whole day; only one batch's
-    raw text is held at a time, which bounds the memory of a large day.
+    Every check is per file and the grid is per symbol, so batches give the same rows as the
+    whole day at once; only two batches' raw text is held at a time, which bounds the memory of
+    a large day.
     """
     by_symbol: dict[str, list[Path]] = {}
     for path in paths:
@@ -120,9 +121,22 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _check_batch(paths: Sequence[Path], day: dt.date, config: IngestConfig) -> _Checked:
-    """Read and check some files; whatever one file raises only rejects that file."""
-    raw_files = read_day_files(paths)
+def _checked_batches(
+    batches: list[list[Path]], day: dt.date, config: IngestConfig
+) -> Iterator[_Checked]:
+    """Each batch read and checked; the next batch is read while one is checked (the checks
+    leave cores idle), so at most two batches' raw text is held at a time."""
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        upcoming = [reader.submit(read_day_files, paths) for paths in batches[:1]]
+        for i in range(len(batches)):
+            raw_files = upcoming.pop().result()
+            if i + 1 < len(batches):
+                upcoming.append(reader.submit(read_day_files, batches[i + 1]))
+            yield _check_batch(raw_files, day, config)
+
+
+def _check_batch(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -> _Checked:
+    """Check the files of a batch; whatever one file raises only rejects that file."""
     try:
         return _check_files(raw_files, day, config)
     except FILE_ERRORS:
@@ -147,12 +161,12 @@ def _check_files(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -
             pl.col("volume_num").alias("volume"),
             pl.col("amount_num").alias("amount"),
         )
-        .collect()
     )
+    bars = build_grid(good, *session_bounds(day), config.stale_after_s).collect()
     quarantine = pl.concat(
         [_row_quarantine(checked, day), _file_quarantine(raw_files)], how="vertical"
     )
-    return _Checked(good, quarantine, _file_report(raw_files, checked))
+    return _Checked(bars, quarantine, _file_report(raw_files, checked))
 
 
 def _concat_rows(raw_files: list[RawFile]) -> pl.DataFrame:
@@ -177,6 +191,18 @@ def _check_one_by_one(raw_files: list[RawFile], day: dt.date, config: IngestConf
     if not parts:
         return _check_files([], day, config)
     return _concat(parts)
+
+
+def _by_symbol(bars: pl.DataFrame) -> pl.DataFrame:
+    """The grids of all batches sorted by (symbol, ts).
+
+    Each batch's grid is sorted and holds its own symbols, and batches follow the files' names,
+    which sort as their symbols but for rare names (`A-B.csv` before `A.csv`): only then sort.
+    """
+    symbol = pl.col("symbol")
+    if bars.select((symbol >= symbol.shift(1)).all()).item():
+        return bars
+    return bars.sort("symbol", "ts", maintain_order=True)
 
 
 def _concat(parts: list[_Checked]) -> _Checked:

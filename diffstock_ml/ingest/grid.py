@@ -81,13 +81,12 @@ def _scatter_on_grid(located: pl.DataFrame, shape: tuple[int, int]) -> dict[str,
     numpy assignments place the bars, which is several times faster than joining on
     (symbol, ts).
     """
-    rows = located.get_column("row").to_numpy()
-    seconds = located.get_column("second").to_numpy()
+    cells = located.select(pl.col("row") * shape[1] + pl.col("second")).to_series().to_numpy()
     grid = {}
     for name in VALUE_COLUMNS:
-        values = np.full(shape, np.nan)
-        values[rows, seconds] = located.get_column(name).to_numpy()
-        grid[name] = values
+        values = np.full(shape[0] * shape[1], np.nan)
+        values[cells] = located.get_column(name).to_numpy()
+        grid[name] = values.reshape(shape)
     return grid
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -98,21 +99,34 @@ def _with_offsets(rows: pl.DataFrame) -> pl.DataFrame | None:
     them (`tests/ml/test_ingest_timestamps.py`). Arrow also takes `HH:MM` or `HH` without the
     seconds, which the contract does not: `_has_seconds` turns those away first.
     """
-    instants = {}
-    for column in TIMESTAMP_COLUMNS:
-        text = rows.get_column(column).to_arrow()
-        if not _has_seconds(text):
-            return None
-        try:
-            instants[f"_{column}"] = text.cast(pa.timestamp("us", "UTC"))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return None
-    exact = rows.with_columns(pl.from_arrow(pa.table(instants)).get_columns())
-    return exact.select(
-        *rows.columns,
-        *(pl.col(f"_{c}").dt.truncate("1s").alias(f"{c}_utc") for c in TIMESTAMP_COLUMNS),
-        (pl.col("_eob") - pl.col("_bob")).dt.total_microseconds().alias("bar_us"),
+    # Arrow's cast runs on one core: `bob` and `eob` are parsed side by side.
+    with ThreadPoolExecutor(max_workers=len(TIMESTAMP_COLUMNS)) as pool:
+        columns = [rows.get_column(c) for c in TIMESTAMP_COLUMNS]
+        instants = list(pool.map(_iso_instants, columns))
+    if any(instant is None for instant in instants):
+        return None
+    exact = pl.from_arrow(pa.table(dict(zip(("_bob", "_eob"), instants, strict=True))))
+    return (
+        pl.concat([rows, exact], how="horizontal")
+        .lazy()
+        .select(
+            *rows.columns,
+            *(pl.col(f"_{c}").dt.truncate("1s").alias(f"{c}_utc") for c in TIMESTAMP_COLUMNS),
+            (pl.col("_eob") - pl.col("_bob")).dt.total_microseconds().alias("bar_us"),
+        )
+        .collect()
     )
+
+
+def _iso_instants(column: pl.Series) -> pa.Array | None:
+    """Arrow's ISO 8601 parse of a column to UTC instants; None when a value does not take it."""
+    text = column.to_arrow()
+    if not _has_seconds(text):
+        return None
+    try:
+        return text.cast(pa.timestamp("us", "UTC"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
 
 
 def _has_seconds(text: pa.Array) -> bool:

@@ -9,6 +9,7 @@ quarantined rows (`describe_reasons`), which keeps the hot path to a few cheap e
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from zoneinfo import ZoneInfo
 
@@ -50,9 +51,16 @@ def new_york_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 Rule = tuple[Reason, pl.Expr, pl.Expr]  # (reason, condition, detail)
 
 
-def _rules(file_symbol: pl.Expr, day: dt.date, *, lossy: bool = True) -> list[Rule]:
-    """(reason, condition, detail) in priority order; details are only built for bad rows."""
-    return [*_field_rules(lossy=lossy), *_value_rules(file_symbol, day)]
+_FILE_SYMBOL = "_file_symbol"  # the symbol of the row's file, added for the rules
+
+
+@functools.lru_cache(maxsize=8)
+def _rules(day: dt.date, *, lossy: bool = True) -> list[Rule]:
+    """(reason, condition, detail) in priority order; details are only built for bad rows.
+
+    Built once per day (building them costs more than some of the checks on a batch).
+    """
+    return [*_field_rules(lossy=lossy), *_value_rules(pl.col(_FILE_SYMBOL), day)]
 
 
 def _field_rules(*, lossy: bool) -> list[Rule]:
@@ -170,11 +178,15 @@ def assign_reasons(
 
     `lossy`: some text was decoded with U+FFFD for bytes that are not UTF-8 (`RawFile.lossy`).
     """
-    rules = _rules(file_symbol, day, lossy=lossy)
+    rules = _rules(day, lossy=lossy)
     reason = pl.when(rules[0][1]).then(pl.lit(rules[0][0].value))
     for code, condition, _ in rules[1:]:
         reason = reason.when(condition).then(pl.lit(code.value))
-    return rows.with_columns(reason.otherwise(None).alias("reason"))
+    return (
+        rows.with_columns(file_symbol.alias(_FILE_SYMBOL))
+        .with_columns(reason.otherwise(None).alias("reason"))
+        .drop(_FILE_SYMBOL)
+    )
 
 
 def wrong_bar_lengths(checked: pl.DataFrame) -> dict[str, str]:
@@ -314,6 +326,10 @@ def describe_reasons(bad: pl.LazyFrame, file_symbol: pl.Expr, day: dt.date) -> p
             "neighbour_median",
         )
     )
-    for code, _, text in _rules(file_symbol, day):
+    for code, _, text in _rules(day):
         detail = detail.when(pl.col("reason") == code.value).then(text)
-    return bad.with_columns(detail.otherwise(None).alias("detail"))
+    return (
+        bad.with_columns(file_symbol.alias(_FILE_SYMBOL))
+        .with_columns(detail.otherwise(None).alias("detail"))
+        .drop(_FILE_SYMBOL)
+    )
