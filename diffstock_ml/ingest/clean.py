@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import polars as pl
 
 from diffstock_ml.calendar import day_key, session_bounds
@@ -38,6 +39,7 @@ from diffstock_ml.ingest.validate import (
     wrong_bar_lengths,
 )
 
+FILE_ID = pl.Int32  # `file_id`: the position of a row's file among the files checked together
 # Raw CSV bytes read and checked at once (a full synthetic day of 54 symbols is ~200 MB).
 BATCH_BYTES = 32 * 2**20
 # Text fields trimmed for the whole batch; `with_utc_timestamps` trims `bob`/`eob` when needed.
@@ -145,6 +147,21 @@ def _check_batch(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -
 
 def _check_files(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -> _Checked:
     """Check the rows of all `raw_files` in one pass (the fast path: a whole batch at once)."""
+    good, quarantine, files = validate_files(raw_files, day, config)
+    bars = build_grid(good.lazy(), *session_bounds(day), config.stale_after_s).collect()
+    return _Checked(bars, quarantine, files)
+
+
+class Validated(NamedTuple):
+    """What checking the rows of some files produced."""
+
+    good: pl.DataFrame  # symbol, ts, close, high, low, volume, amount: rows for the grid
+    quarantine: pl.DataFrame  # QUARANTINE_SCHEMA: rejected rows and rejected files
+    files: pl.DataFrame  # FILES_SCHEMA
+
+
+def validate_files(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -> Validated:
+    """Every row of `raw_files` checked: the good rows, the quarantine and the files' report."""
     timestamps = with_utc_timestamps(_concat_rows(raw_files), day)
     lossy = any(f.lossy for f in raw_files)
     checked = _checked_rows(timestamps.rows, day, config, lossy=lossy)
@@ -161,22 +178,25 @@ def _check_files(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -
             pl.col("volume_num").alias("volume"),
             pl.col("amount_num").alias("amount"),
         )
+        .collect()
     )
-    bars = build_grid(good, *session_bounds(day), config.stale_after_s).collect()
     quarantine = pl.concat(
         [_row_quarantine(checked, day), _file_quarantine(raw_files)], how="vertical"
     )
-    return _Checked(bars, quarantine, _file_report(raw_files, checked))
+    return Validated(good, quarantine, _file_report(raw_files, checked))
 
 
 def _concat_rows(raw_files: list[RawFile]) -> pl.DataFrame:
-    """The rows of every file that was read, file after file (RAW_ROWS_SCHEMA)."""
+    """The rows of every file that was read, file after file (RAW_ROWS_SCHEMA), and `file_id`:
+    0 for the first file's rows, 1 for the next, ... (a cheap key for the checks by file)."""
     texts = [f.rows for f in raw_files if f.rows is not None]
     if not texts:
-        return empty_raw_rows()
+        return empty_raw_rows().with_columns(pl.lit(None, FILE_ID).alias("file_id"))
+    runs = np.repeat(np.arange(len(texts)), [t.height for t in texts])
+    rows = pl.concat(texts, how="vertical").hstack([pl.Series("file_id", runs, FILE_ID)])
     # `bob`/`eob` are trimmed by `with_utc_timestamps`, and only when Arrow's strict parse
     # refused them: it takes no whitespace, so on the usual export there is none to trim
-    return strip_text(pl.concat(texts, how="vertical"), TEXT_NOT_TIMESTAMPS)
+    return strip_text(rows, TEXT_NOT_TIMESTAMPS)
 
 
 def _check_one_by_one(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -> _Checked:
@@ -236,19 +256,23 @@ def _file_symbol() -> pl.Expr:
 def _checked_rows(
     rows: pl.DataFrame, day: dt.date, config: IngestConfig, *, lossy: bool
 ) -> pl.DataFrame:
-    """Every row with its `reason` (null when good) and `file_id`, good rows sorted by (file,
-    second, line)."""
-    # Rows come file by file: `file_id` numbers the runs of `file`, a cheap key for the checks
-    # that group by file, and each run takes its symbol from a table of the runs, which is
+    """Every row with its `reason` (null when good) and `out_of_order` (its second is before
+    the previous line's), good rows sorted by (file, second, line)."""
+    # Each file's rows take their symbol from a table of the files (by `file_id`), which is
     # much cheaper than a regular expression on every row.
-    runs = rows.get_column("file").rle().struct.field("value")
-    run_symbols = pl.Series([symbol_of(name) for name in runs], dtype=pl.String)
+    names = rows.select(pl.col("file").filter(pl.col("file_id").is_first_distinct()))
+    run_symbols = pl.Series([symbol_of(name) for name in names.to_series()], dtype=pl.String)
     file_symbol = pl.lit(run_symbols).gather(pl.col("file_id"))
+    same_file = pl.col("file_id") == pl.col("file_id").shift(1)
     parsed = (
         rows.lazy()
-        .with_columns(pl.col("file").rle_id().alias("file_id"))
         .pipe(parse_fields, config.tick)
         .pipe(assign_reasons, file_symbol, day, lossy=lossy)
+        .with_columns(
+            (same_file & (pl.col("bob_utc").diff() < 0)).fill_null(False).alias("out_of_order"),
+            pl.lit(None, pl.Int64).alias("kept_line"),  # set by `mark_duplicates`
+            pl.lit(None, pl.Float64).alias("neighbour_median"),  # set by `mark_outliers`
+        )
     )
     checked = parsed.collect()
     if checked.get_column("reason").null_count() == checked.height:  # the usual day: no copy
@@ -257,14 +281,9 @@ def _checked_rows(
         valid = checked.filter(pl.col("reason").is_null())
         invalid = checked.filter(pl.col("reason").is_not_null())
     del checked  # only `valid` and `invalid` from here: one copy of the rows at a time
-    same_file = pl.col("file_id") == pl.col("file_id").shift(1)
     if valid.select((same_file & (pl.col("bob_utc").diff() < 0)).any()).item():
         valid = valid.sort("file_id", "bob_utc", "line")
     valid = mark_outliers(mark_duplicates(valid), config.outlier_factor, config.outlier_neighbours)
-    invalid = invalid.with_columns(
-        pl.lit(None, pl.Int64).alias("kept_line"),
-        pl.lit(None, pl.Float64).alias("neighbour_median"),
-    )
     return pl.concat([valid, invalid], how="vertical")
 
 
@@ -273,6 +292,8 @@ def _row_quarantine(checked: pl.DataFrame, day: dt.date) -> pl.DataFrame:
     # i < self.len()") on a lazily filtered frame whose first chunks keep no row, which is what
     # a day of several files with bad rows in a later file used to be.
     bad = checked.filter(pl.col("reason").is_not_null()).rechunk()
+    if bad.height == 0:  # the usual batch: no details to build
+        return pl.DataFrame(schema=QUARANTINE_SCHEMA)
     return (
         bad.lazy()
         .pipe(describe_reasons, _file_symbol(), day)
@@ -306,15 +327,10 @@ def _file_quarantine(raw_files: list[RawFile]) -> pl.DataFrame:
 
 
 def _file_report(raw_files: list[RawFile], checked: pl.DataFrame) -> pl.DataFrame:
-    per_file = checked.group_by("file_id").agg(
-        pl.col("file").first(),
-        pl.len().alias("rows_read"),
-        pl.col("reason").is_null().sum().alias("rows_kept"),
-        pl.col("reason").is_not_null().sum().alias("rows_quarantined"),
-        (pl.col("bob_utc").sort_by("line").diff() < pl.duration(seconds=0))
-        .sum()
-        .alias("rows_out_of_order"),
-    )
+    """FILES_SCHEMA rows: each file's status and counts. Only the few quarantined or
+    out-of-order rows are grouped; the rows read are the files' own counts."""
+    quarantined = checked.filter(pl.col("reason").is_not_null()).group_by("file").len()
+    out_of_order = checked.filter("out_of_order").group_by("file").len()
     listing = pl.DataFrame(
         {
             "file": [f.path.name for f in raw_files],
@@ -322,12 +338,16 @@ def _file_report(raw_files: list[RawFile], checked: pl.DataFrame) -> pl.DataFram
             "status": ["rejected" if f.reject_reason else "ok" for f in raw_files],
             "reason": [str(f.reject_reason) if f.reject_reason else None for f in raw_files],
             "detail": [f.detail for f in raw_files],
+            "rows_read": [0 if f.rows is None else f.rows.height for f in raw_files],
         },
-        schema={k: FILES_SCHEMA[k] for k in ("file", "symbol", "status", "reason", "detail")},
+        schema={k: FILES_SCHEMA[k] for k in list(FILES_SCHEMA)[:6]},  # file ... rows_read
     )
+    counts = pl.col("rows_quarantined", "rows_out_of_order").fill_null(0).cast(pl.Int64)
     return (
-        listing.join(per_file, on="file", how="left")
-        .with_columns(pl.col(c).fill_null(0).cast(pl.Int64) for c in list(FILES_SCHEMA)[5:])
+        listing.join(quarantined.rename({"len": "rows_quarantined"}), on="file", how="left")
+        .join(out_of_order.rename({"len": "rows_out_of_order"}), on="file", how="left")
+        .with_columns(counts)
+        .with_columns((pl.col("rows_read") - pl.col("rows_quarantined")).alias("rows_kept"))
         .select(list(FILES_SCHEMA))
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import numpy as np
 import polars as pl
@@ -12,8 +13,10 @@ from diffstock_ml.ingest.schema import BARS_SCHEMA, UTC_US
 VALUE_COLUMNS = ("close", "high", "low", "volume", "amount")
 
 
+@functools.lru_cache(maxsize=8)
 def session_seconds(open_utc: dt.datetime, close_utc: dt.datetime) -> pl.Series:
-    """Every bar-begin second of the session: `[open, close)`, UTC."""
+    """Every bar-begin second of the session: `[open, close)`, UTC (cached: every batch of a
+    day asks for it)."""
     last = close_utc - dt.timedelta(seconds=1)
     return pl.datetime_range(open_utc, last, "1s", time_unit="us", time_zone="UTC", eager=True)
 
@@ -33,12 +36,11 @@ def build_grid(
     (symbol, second).
     """
     frame = bars.collect()
-    symbols = frame.get_column("symbol").unique().sort()
+    symbols, symbol_index = _symbol_rows(frame.get_column("symbol"))
     seconds = session_seconds(open_utc, close_utc)
     shape = (len(symbols), len(seconds))
-    symbol_index = pl.col("symbol").cast(pl.Enum(symbols)).to_physical().cast(pl.Int64)
     offset = (pl.col("ts") - pl.lit(open_utc)).dt.total_seconds()  # seconds since the open
-    located = frame.select(symbol_index.alias("row"), offset.alias("second"), *VALUE_COLUMNS)
+    located = frame.select(pl.Series("row", symbol_index), offset.alias("second"), *VALUE_COLUMNS)
     values = _scatter_on_grid(located.filter(pl.col("second").is_between(0, shape[1] - 1)), shape)
     seed_close, seed_second = _seeds(located.filter(pl.col("second") < 0), len(symbols))
 
@@ -75,6 +77,20 @@ def build_grid(
     )
 
 
+def _symbol_rows(symbol: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The sorted distinct symbols, and each row's index among them.
+
+    Bars come file by file, a symbol's bars in one run: the runs are ranked, not every row
+    hashed (any order is right, only slower).
+    """
+    runs = symbol.rle()
+    values = runs.struct.field("value")
+    symbols = values.unique().sort()
+    index = {name: i for i, name in enumerate(symbols)}
+    rank = np.array([index[name] for name in values], dtype=np.int64)
+    return symbols, np.repeat(rank, runs.struct.field("len").to_numpy())
+
+
 def _scatter_on_grid(located: pl.DataFrame, shape: tuple[int, int]) -> dict[str, np.ndarray]:
     """Each value column as a `[symbols, seconds]` array with each bar in its cell, NaN elsewhere.
 
@@ -92,7 +108,8 @@ def _scatter_on_grid(located: pl.DataFrame, shape: tuple[int, int]) -> dict[str,
 
 def _seeds(pre_market: pl.DataFrame, n_symbols: int) -> tuple[np.ndarray, np.ndarray]:
     """Per symbol: close and second (negative: before the open) of its last pre-market trade."""
-    last = pre_market.sort("second").group_by("row").agg(pl.col("close", "second").last())
+    # a symbol has at most one bar a second: its last pre-market bar is the one at its latest
+    last = pre_market.filter(pl.col("second") == pl.col("second").max().over("row"))
     close, second = np.full(n_symbols, np.nan), np.full(n_symbols, np.nan)
     rows = last.get_column("row").to_numpy()
     close[rows] = last.get_column("close").to_numpy()

@@ -222,8 +222,9 @@ def mark_duplicates(valid: pl.DataFrame) -> pl.DataFrame:
     """Among valid rows sorted by (file_id, bob_utc, line), one bar per second: the last line wins.
 
     Earlier lines of the same second become `duplicate_exact` when every value matches the kept
-    row, else `duplicate_conflict`; `kept_line` names the line that was kept. Duplicates are
-    adjacent after the sort, so only the few rows equal to a neighbour are compared.
+    row, else `duplicate_conflict`; `kept_line` (null until then) names the line that was kept.
+    Duplicates are adjacent after the sort, so only the few rows equal to a neighbour are
+    compared.
     """
     key = ["file_id", "bob_utc"]
     values = ["close_tick", "high_tick", "low_tick", "volume_num", "amount_num"]
@@ -232,10 +233,8 @@ def mark_duplicates(valid: pl.DataFrame) -> pl.DataFrame:
     )
     candidate = (same | same.shift(-1)).fill_null(False)
     if not valid.select(candidate.any()).item():  # the usual day: no column to add and drop
-        return valid.with_columns(pl.lit(None, pl.Int64).alias("kept_line"))
-    valid = valid.with_columns(
-        candidate.alias("_candidate"), pl.lit(None, pl.Int64).alias("kept_line")
-    )
+        return valid
+    valid = valid.with_columns(candidate.alias("_candidate"))
     groups = valid.filter("_candidate")
     kept = groups.group_by(key).agg(
         pl.col("line").max().alias("_kept"),
@@ -269,8 +268,8 @@ def mark_outliers(valid: pl.DataFrame, factor: float, neighbours: int) -> pl.Dat
     `valid` is sorted by (file_id, bob_utc, line). The median runs over the still-valid prints of
     the same file, `neighbours` on each side and the print itself. Only prints more than
     `factor`^(1/3) away from the day's median price of their file are examined (a real stock does
-    not move that far in a day), which keeps this cheap; `neighbour_median` is kept for the
-    detail.
+    not move that far in a day), which keeps this cheap; `neighbour_median` (null until then) is
+    kept for the detail.
     """
     ok = pl.col("reason").is_null()
     day_median = pl.col("close_tick").filter(ok).median().over("file_id")
@@ -278,7 +277,6 @@ def mark_outliers(valid: pl.DataFrame, factor: float, neighbours: int) -> pl.Dat
     suspect = ok & (
         (pl.col("close_tick") > day_median * bound) | (pl.col("close_tick") < day_median / bound)
     )
-    valid = valid.with_columns(pl.lit(None, pl.Float64).alias("neighbour_median"))
     rows = np.flatnonzero(valid.select(suspect.fill_null(False)).to_series().to_numpy())
     if len(rows) == 0:
         return valid
