@@ -291,9 +291,9 @@ def _row_quarantine(checked: pl.DataFrame, day: dt.date) -> pl.DataFrame:
     # Filtered eagerly into one chunk: polars' streaming `pl.format` panics ("assertion failed:
     # i < self.len()") on a lazily filtered frame whose first chunks keep no row, which is what
     # a day of several files with bad rows in a later file used to be.
-    bad = checked.filter(pl.col("reason").is_not_null()).rechunk()
-    if bad.height == 0:  # the usual batch: no details to build
+    if checked.get_column("reason").null_count() == checked.height:  # no details to build
         return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    bad = checked.filter(pl.col("reason").is_not_null()).rechunk()
     return (
         bad.lazy()
         .pipe(describe_reasons, _file_symbol(), day)
@@ -329,8 +329,9 @@ def _file_quarantine(raw_files: list[RawFile]) -> pl.DataFrame:
 def _file_report(raw_files: list[RawFile], checked: pl.DataFrame) -> pl.DataFrame:
     """FILES_SCHEMA rows: each file's status and counts. Only the few quarantined or
     out-of-order rows are grouped; the rows read are the files' own counts."""
-    quarantined = checked.filter(pl.col("reason").is_not_null()).group_by("file").len()
-    out_of_order = checked.filter("out_of_order").group_by("file").len()
+    counted = checked.select("file", "reason", "out_of_order")  # not every column filtered
+    quarantined = counted.filter(pl.col("reason").is_not_null()).group_by("file").len()
+    out_of_order = counted.filter("out_of_order").group_by("file").len()
     listing = pl.DataFrame(
         {
             "file": [f.path.name for f in raw_files],

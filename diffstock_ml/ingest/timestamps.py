@@ -147,6 +147,9 @@ def _has_seconds(text: pa.Array) -> bool:
     if lengths.min() < 20:  # 19 characters and an offset of at least `Z`
         return False
     data = np.frombuffer(data, np.uint8)
+    if not text.null_count and (lengths == lengths[0]).all():  # the usual export: one width
+        chars = data[starts[0] : starts[0] + lengths.sum()].reshape(-1, lengths[0])
+        return bool(((chars[:, 13] == ord(":")) & (chars[:, 16] == ord(":"))).all())
     return bool(((data[starts + 13] == ord(":")) & (data[starts + 16] == ord(":"))).all())
 
 
