@@ -277,11 +277,13 @@ def _checked_rows(
     checked = parsed.collect()
     if checked.get_column("reason").null_count() == checked.height:  # the usual day: no copy
         valid, invalid = checked, checked.clear()
+        unsorted = valid.get_column("out_of_order").any()
     else:
         valid = checked.filter(pl.col("reason").is_null())
         invalid = checked.filter(pl.col("reason").is_not_null())
+        unsorted = valid.select((same_file & (pl.col("bob_utc").diff() < 0)).any()).item()
     del checked  # only `valid` and `invalid` from here: one copy of the rows at a time
-    if valid.select((same_file & (pl.col("bob_utc").diff() < 0)).any()).item():
+    if unsorted:
         valid = valid.sort("file_id", "bob_utc", "line")
     valid = mark_outliers(mark_duplicates(valid), config.outlier_factor, config.outlier_neighbours)
     return pl.concat([valid, invalid], how="vertical")
