@@ -63,8 +63,11 @@ def last_sessions(end: dt.date, count: int) -> list[dt.date]:
     return [ts.date() for ts in cal.sessions_window(last, -count)]
 
 
+@lru_cache(maxsize=64)
 def session_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """UTC-aware (open, close) of the regular session of `day`; ValueError if not a session."""
+    """UTC-aware (open, close) of the regular session of `day`; ValueError if not a session.
+
+    Cached: ingest asks once per batch of files, and the calendar's answer costs ~1 ms."""
     if not is_session(day):
         raise ValueError(f"{day_key(day)} is not an NYSE ({CALENDAR_NAME}) session")
     cal = nyse()

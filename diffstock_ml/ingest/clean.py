@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import polars as pl
 
 from diffstock_ml.calendar import day_key, session_bounds
 from diffstock_ml.config import IngestConfig
-from diffstock_ml.ingest.grid import build_grid
+from diffstock_ml.ingest.grid import build_grid, empty_bars
 from diffstock_ml.ingest.read import (
     BAR_FILE_SUFFIX,
     FILE_ERRORS,
@@ -86,10 +87,11 @@ def clean_day(folder: Path, day: dt.date, config: IngestConfig | None = None) ->
     listing = list_day_folder(folder)
     parts = list(_checked_batches(_file_batches(listing.csv_files), day, config))
     checked = _concat(parts) if parts else _check_files([], day, config)
+    bars = _by_symbol([part.bars for part in parts]) if parts else checked.bars
     listed = {path.name: i for i, path in enumerate(listing.csv_files)}
     return CleanDay(
         day=day,
-        bars=_by_symbol(checked.bars),
+        bars=bars,
         quarantine=checked.quarantine.sort("file", "line", nulls_last=False),
         files=checked.files.sort(pl.col("file").replace_strict(listed, return_dtype=pl.Int64)),
         ignored=listing.ignored,
@@ -210,19 +212,23 @@ def _check_one_by_one(raw_files: list[RawFile], day: dt.date, config: IngestConf
             parts.append(_check_files([failed], day, config))
     if not parts:
         return _check_files([], day, config)
-    return _concat(parts)
+    checked = _concat(parts)
+    return checked._replace(bars=_by_symbol([part.bars for part in parts]))
 
 
-def _by_symbol(bars: pl.DataFrame) -> pl.DataFrame:
-    """The grids of all batches sorted by (symbol, ts).
+def _by_symbol(grids: list[pl.DataFrame]) -> pl.DataFrame:
+    """The grids of all batches, each sorted by (symbol, ts), as one grid sorted so.
 
-    Each batch's grid is sorted and holds its own symbols, and batches follow the files' names,
-    which sort as their symbols but for rare names (`A-B.csv` before `A.csv`): only then sort.
+    Each batch holds its own symbols, and batches follow the files' names, which sort as their
+    symbols but for rare names (`A-B.csv` before `A.csv`): only then is the whole grid sorted.
     """
-    symbol = pl.col("symbol")
-    if bars.select((symbol >= symbol.shift(1)).all()).item():
-        return bars
-    return bars.sort("symbol", "ts", maintain_order=True)
+    grids = [grid for grid in grids if grid.height]
+    if not grids:
+        return empty_bars()
+    ends = [(grid.item(0, "symbol"), grid.item(-1, "symbol")) for grid in grids]
+    if all(last < first for (_, last), (first, _) in itertools.pairwise(ends)):
+        return pl.concat(grids, how="vertical")
+    return pl.concat(grids, how="vertical").sort("symbol", "ts", maintain_order=True)
 
 
 def _concat(parts: list[_Checked]) -> _Checked:

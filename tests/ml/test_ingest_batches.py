@@ -44,3 +44,17 @@ def test_one_file_per_batch_gives_the_same_day(
     assert_frame_equal(batched.quarantine, whole.quarantine)
     assert_frame_equal(batched.files, whole.files)
     assert whole.quarantine.height > 0 and whole.files["status"].to_list().count("rejected") == 3
+
+
+@pytest.mark.parametrize("batch_bytes", [clean.BATCH_BYTES, 1], ids=["one_batch", "a_batch_a_file"])
+def test_the_grid_is_sorted_by_symbol_when_file_names_are_not(
+    write_file: WriteFile, monkeypatch: pytest.MonkeyPatch, batch_bytes: int
+) -> None:
+    """`A-B.csv` lists before `A.csv`, but the symbol `A` sorts before `A-B`."""
+    for symbol in ("A-B", "A", "B"):
+        lines = [bar_line(symbol, utc(DAY, f"14:30:0{s}"), 10.0) for s in range(3)]
+        folder = write_file(DAY, f"{symbol}.csv", lines).parent
+    monkeypatch.setattr(clean, "BATCH_BYTES", batch_bytes)
+    bars = clean_day(folder, dt.date(2025, 11, 3)).bars
+    assert bars["symbol"].unique(maintain_order=True).to_list() == ["A", "A-B", "B"]
+    assert_frame_equal(bars, bars.sort("symbol", "ts"))
