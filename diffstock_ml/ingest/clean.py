@@ -266,7 +266,8 @@ def _checked_rows(
     the previous line's), good rows sorted by (file, second, line)."""
     # Each file's rows take their symbol from a table of the files (by `file_id`), which is
     # much cheaper than a regular expression on every row.
-    names = rows.select(pl.col("file").filter(pl.col("file_id").is_first_distinct()))
+    names = rows.lazy().select(pl.col("file").filter(pl.col("file_id").is_first_distinct()))
+    names = names.collect()
     run_symbols = pl.Series([symbol_of(name) for name in names.to_series()], dtype=pl.String)
     file_symbol = pl.lit(run_symbols).gather(pl.col("file_id"))
     same_file = pl.col("file_id") == pl.col("file_id").shift(1)
@@ -285,9 +286,10 @@ def _checked_rows(
         valid, invalid = checked, checked.clear()
         unsorted = valid.get_column("out_of_order").any()
     else:
-        valid = checked.filter(pl.col("reason").is_null())
-        invalid = checked.filter(pl.col("reason").is_not_null())
-        unsorted = valid.select((same_file & (pl.col("bob_utc").diff() < 0)).any()).item()
+        valid = checked.lazy().filter(pl.col("reason").is_null()).collect()
+        invalid = checked.lazy().filter(pl.col("reason").is_not_null()).collect()
+        unsorted = valid.lazy().select((same_file & (pl.col("bob_utc").diff() < 0)).any())
+        unsorted = unsorted.collect().item()
     del checked  # only `valid` and `invalid` from here: one copy of the rows at a time
     if unsorted:
         valid = valid.sort("file_id", "bob_utc", "line")
@@ -301,7 +303,7 @@ def _row_quarantine(checked: pl.DataFrame, day: dt.date) -> pl.DataFrame:
     # a day of several files with bad rows in a later file used to be.
     if checked.get_column("reason").null_count() == checked.height:  # no details to build
         return pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    bad = checked.filter(pl.col("reason").is_not_null()).rechunk()
+    bad = checked.lazy().filter(pl.col("reason").is_not_null()).collect().rechunk()
     return (
         bad.lazy()
         .pipe(describe_reasons, _file_symbol(), day)
@@ -336,10 +338,23 @@ def _file_quarantine(raw_files: list[RawFile]) -> pl.DataFrame:
 
 def _file_report(raw_files: list[RawFile], checked: pl.DataFrame) -> pl.DataFrame:
     """FILES_SCHEMA rows: each file's status and counts. Only the few quarantined or
-    out-of-order rows are grouped; the rows read are the files' own counts."""
-    counted = checked.select("file", "reason", "out_of_order")  # not every column filtered
-    quarantined = counted.filter(pl.col("reason").is_not_null()).group_by("file").len()
-    out_of_order = counted.filter("out_of_order").group_by("file").len()
+    out-of-order rows are grouped, by `file_id` (the name column is a constant per file that
+    costs a string per row once materialised); the rows read are the files' own counts."""
+    read = [f.path.name for f in raw_files if f.rows is not None]  # in `file_id` order
+    flags = checked.lazy().select("file_id", "reason", "out_of_order")
+    quarantined, out_of_order = (
+        flags.filter(condition)
+        .group_by("file_id")
+        .len()
+        .select(
+            pl.col("file_id")
+            .replace_strict(range(len(read)), read, return_dtype=pl.String)
+            .alias("file"),
+            "len",
+        )
+        .collect()
+        for condition in (pl.col("reason").is_not_null(), pl.col("out_of_order"))
+    )
     listing = pl.DataFrame(
         {
             "file": [f.path.name for f in raw_files],

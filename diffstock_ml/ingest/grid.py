@@ -40,9 +40,12 @@ def build_grid(
     seconds = session_seconds(open_utc, close_utc)
     shape = (len(symbols), len(seconds))
     offset = (pl.col("ts") - pl.lit(open_utc)).dt.total_seconds()  # seconds since the open
-    located = frame.select(pl.Series("row", symbol_index), offset.alias("second"), *VALUE_COLUMNS)
-    values = _scatter_on_grid(located.filter(pl.col("second").is_between(0, shape[1] - 1)), shape)
-    seed_close, seed_second = _seeds(located.filter(pl.col("second") < 0), len(symbols))
+    located = frame.lazy().select(
+        pl.Series("row", symbol_index), offset.alias("second"), *VALUE_COLUMNS
+    )
+    in_session = located.filter(pl.col("second").is_between(0, shape[1] - 1)).collect()
+    values = _scatter_on_grid(in_session, shape)
+    seed_close, seed_second = _seeds(located.filter(pl.col("second") < 0).collect(), len(symbols))
 
     # last trade of each cell: its second since the open, or the seed's (negative), or NaN
     traded = ~np.isnan(values["close"])
@@ -97,7 +100,9 @@ def _scatter_on_grid(located: pl.DataFrame, shape: tuple[int, int]) -> dict[str,
     numpy assignments place the bars, which is several times faster than joining on
     (symbol, ts).
     """
-    cells = located.select(pl.col("row") * shape[1] + pl.col("second")).to_series().to_numpy()
+    cells = (
+        located.get_column("row").to_numpy() * shape[1] + located.get_column("second").to_numpy()
+    )
     grid = {}
     for name in VALUE_COLUMNS:
         values = np.full(shape[0] * shape[1], np.nan)

@@ -195,10 +195,11 @@ def wrong_bar_lengths(checked: pl.DataFrame) -> dict[str, str]:
     Only rows whose `eob - bob` could be read count; such a file has no row left to keep.
     """
     one_second = pl.col("bar_us").is_between(1, ONE_SECOND_US)
-    if checked.select(one_second.or_(pl.col("bar_us").is_null()).all()).item():
+    if checked.lazy().select(one_second.or_(pl.col("bar_us").is_null()).all()).collect().item():
         return {}  # the usual day: every bar that could be read spans 1 s
     lengths = (
-        checked.filter(pl.col("bar_us").is_not_null())
+        checked.lazy()
+        .filter(pl.col("bar_us").is_not_null())
         .group_by("file")
         .agg(
             one_second.any().alias("any_one_second"),
@@ -210,6 +211,7 @@ def wrong_bar_lengths(checked: pl.DataFrame) -> dict[str, str]:
             .alias("lengths"),
         )
         .filter(~pl.col("any_one_second"))
+        .collect()
     )
     return {
         row["file"]: f"none of its {row['n']} bars spans 1 s: eob - bob = "
@@ -232,7 +234,8 @@ def mark_duplicates(valid: pl.DataFrame) -> pl.DataFrame:
         pl.col("bob_utc") == pl.col("bob_utc").shift(1)
     )
     candidate = (same | same.shift(-1)).fill_null(False)
-    if not valid.select(candidate.any()).item():  # the usual day: no column to add and drop
+    # (`lazy()` for every query of the wide frame: an eager one re-aligns all its columns)
+    if not valid.lazy().select(candidate.any()).collect().item():  # the usual day
         return valid
     valid = valid.with_columns(candidate.alias("_candidate"))
     groups = valid.filter("_candidate")
@@ -277,11 +280,12 @@ def mark_outliers(valid: pl.DataFrame, factor: float, neighbours: int) -> pl.Dat
     suspect = ok & (
         (pl.col("close_tick") > day_median * bound) | (pl.col("close_tick") < day_median / bound)
     )
-    rows = np.flatnonzero(valid.select(suspect.fill_null(False)).to_series().to_numpy())
+    rows = valid.lazy().select(suspect.fill_null(False)).collect().to_series().to_numpy()
+    rows = np.flatnonzero(rows)
     if len(rows) == 0:
         return valid
     close = valid["close_tick"].to_numpy()
-    usable = valid.select(ok).to_series().to_numpy()
+    usable = valid.get_column("reason").is_null().to_numpy()
     file_id = valid.get_column("file_id").to_numpy()
     window = np.clip(rows[:, None] + np.arange(-neighbours, neighbours + 1), 0, len(close) - 1)
     same_file = file_id[window] == file_id[rows][:, None]
