@@ -56,19 +56,20 @@ def build_grid(
     last_second = np.where(has_last, last, seed_second[:, None])
     age = np.arange(shape[1]) - last_second  # NaN when there was no trade at all
     filled = ~traded
+    for name, fill in (("high", close), ("low", close), ("volume", 0.0), ("amount", 0.0)):
+        np.copyto(values[name], fill, where=filled)  # in place: no new array per column
     columns = {
         "symbol": symbols.gather(np.repeat(np.arange(shape[0]), shape[1])),
         "ts": pl.concat([seconds] * shape[0]) if shape[0] else seconds.clear(),
         "close": close,
-        "high": np.where(filled, close, values["high"]),
-        "low": np.where(filled, close, values["low"]),
-        "volume": np.where(filled, 0.0, values["volume"]),
-        "amount": np.where(filled, 0.0, values["amount"]),
+        **{name: values[name] for name in ("high", "low", "volume", "amount")},
         "filled": filled.ravel(),
         "stale": ~(age <= stale_after_s).ravel(),
     }
+    # Prices are NaN before a symbol's first trade: null in the grid. Volumes never are (a bar's
+    # are finite, or it was quarantined; seconds without one have 0).
     grid = {
-        name: pl.Series(name, column.ravel(), nan_to_null=True)
+        name: pl.Series(name, column.ravel(), nan_to_null=name in ("close", "high", "low"))
         if isinstance(column, np.ndarray) and column.dtype.kind == "f"
         else column
         for name, column in columns.items()
