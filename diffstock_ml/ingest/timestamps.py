@@ -49,13 +49,19 @@ def with_utc_timestamps(rows: pl.DataFrame, day: dt.date) -> Timestamps:
     may come untrimmed: the rows come back with them trimmed.
 
     The usual export - every value a date-time with seconds and a written offset - is parsed
-    by Arrow's ISO 8601 cast (`_with_offsets`). Anything else goes the general way: a day holds
+    by Arrow's ISO 8601 cast (`_with_offsets`), for all rows at once or else file by file (every
+    reading below is per value or per file). Anything else goes the general way: a day holds
     only a handful of distinct suffixes (`+00:00`, `Z`, ...), each is parsed once, and every
     value gathers its offset and fraction from that table by the suffix's code.
     """
     fast = _with_offsets(rows)  # Arrow's parse takes no whitespace: the text needs no trim
     if fast is not None:
         return Timestamps(fast, {})
+    files = rows.partition_by("file", maintain_order=True) if rows.height else []
+    if len(files) > 1:  # file by file: only the files Arrow refuses go the general way
+        parts = [with_utc_timestamps(part, day) for part in files]
+        new_york = {name: note for part in parts for name, note in part.new_york.items()}
+        return Timestamps(pl.concat([part.rows for part in parts], how="vertical"), new_york)
     return _any_style(strip_text(rows, TIMESTAMP_COLUMNS), day)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from diffstock_ml.ingest import timestamps
 from diffstock_ml.ingest.timestamps import _any_style, _with_offsets, with_utc_timestamps
 
 DAY = dt.date(2025, 11, 3)
@@ -90,3 +91,20 @@ def test_untrimmed_timestamps_are_trimmed_and_read_as_trimmed_ones(pad: str) -> 
     assert _with_offsets(padded) is None  # Arrow's parse does not take the padding
     read = with_utc_timestamps(padded, DAY)
     assert read.rows.equals(clean.rows)  # the same instants, and bob/eob come back trimmed
+
+
+def test_a_file_arrow_refuses_leaves_the_other_files_on_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(11)
+    good = _rows(_random_offset_values(rng, 50), _random_offset_values(rng, 50))
+    naive = _rows(["2025-11-03 14:30:00", "1762180200"], ["2025-11-03 14:30:01", "garbage"])
+    rows = pl.concat([good, naive.with_columns(pl.lit("B.csv").alias("file"))])
+    general = []
+    monkeypatch.setattr(
+        timestamps, "_any_style", lambda r, d: general.append(r["file"][0]) or _any_style(r, d)
+    )
+    read = with_utc_timestamps(rows, DAY)
+    assert general == ["B.csv"]  # A.csv was read by Arrow's cast
+    by_file = [_any_style(part, DAY).rows for part in rows.partition_by("file")]
+    assert read.rows.equals(pl.concat(by_file))
