@@ -30,6 +30,16 @@ def _load(report: dict) -> str:
     return f"{report['host']['cpus']}-core host, load {start[0]:.1f} → {end[0]:.1f}"
 
 
+def _threaded(r: dict) -> str:
+    """The bare read on clean_day's reader threads, where the JSON has it (not a target)."""
+    if "clean_bars_vs_floor_threads" not in r:
+        return ""
+    return (
+        f" ({r['clean_bars_vs_floor_threads']}× the same bare read on clean_day's reader "
+        f"threads, {r['results']['floor_threads']['wall_s_median']:.2f} s)"
+    )
+
+
 def ingest_row(r: dict) -> list[str]:
     res, stages = r["results"], r["clean_day_stages_s"]
     what = (
@@ -40,7 +50,7 @@ def ingest_row(r: dict) -> list[str]:
         f"{res['clean_bars']['wall_s_median']:.2f} s (floor {res['floor']['wall_s_median']:.2f} s,"
         f" pandas {res['pandas']['wall_s_median']:.2f} s): **{r['clean_bars_vs_floor']}× the "
         f"bare `polars.read_csv` floor, {r['pandas_vs_clean_bars']}× the speed of pandas' "
-        f"cleaning**; peak RSS {res['clean_bars']['peak_rss_mb']:.0f} MB = "
+        f"cleaning**{_threaded(r)}; peak RSS {res['clean_bars']['peak_rss_mb']:.0f} MB = "
         f"**{r['rss_vs_csv']}× the CSV**; stages "
         + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items())
         + f" ({_load(r)})"

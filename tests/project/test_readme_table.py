@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,12 @@ def test_the_model_row_carries_the_path_models_cost_when_measured(readme_table) 
     assert "path model (`demo_paths`): 2,520 windows/s training vs 2,600" in row
     assert "one window × 1,000 paths **44 ms** vs 41 ms (load 0.3 → 1.9)" in row
     assert "path model" not in readme_table.model_row(MODEL_REPORT)[2]
+
+
+def test_the_ingest_row_says_the_threaded_read_when_the_json_has_it(readme_table) -> None:
+    report = json.loads((ROOT / "tests/project/data/ingest_report.json").read_text())
+    figures = readme_table.ingest_row(report)[2]
+    assert "**1.89× the bare `polars.read_csv` floor" in figures
+    assert "(2.43× the same bare read on clean_day's reader threads, 0.53 s)" in figures
+    del report["clean_bars_vs_floor_threads"]  # a JSON from before the threaded reference
+    assert "reader threads" not in readme_table.ingest_row(report)[2]
