@@ -87,11 +87,10 @@ def clean_day(folder: Path, day: dt.date, config: IngestConfig | None = None) ->
     listing = list_day_folder(folder)
     parts = list(_checked_batches(_file_batches(listing.csv_files), day, config))
     checked = _concat(parts) if parts else _check_files([], day, config)
-    bars = _by_symbol([part.bars for part in parts]) if parts else checked.bars
     listed = {path.name: i for i, path in enumerate(listing.csv_files)}
     return CleanDay(
         day=day,
-        bars=bars,
+        bars=checked.bars,
         quarantine=checked.quarantine.sort("file", "line", nulls_last=False),
         files=checked.files.sort(pl.col("file").replace_strict(listed, return_dtype=pl.Int64)),
         ignored=listing.ignored,
@@ -191,7 +190,7 @@ def validate_files(raw_files: list[RawFile], day: dt.date, config: IngestConfig)
 def _concat_rows(raw_files: list[RawFile]) -> pl.DataFrame:
     """The rows of every file that was read, file after file (RAW_ROWS_SCHEMA), and `file_id`:
     0 for the first file's rows, 1 for the next, ... (a cheap key for the checks by file)."""
-    texts = [f.rows for f in raw_files if f.rows is not None]
+    texts = [f.rows for f in _read_files(raw_files)]
     if not texts:
         return empty_raw_rows().with_columns(pl.lit(None, FILE_ID).alias("file_id"))
     runs = np.repeat(np.arange(len(texts)), [t.height for t in texts])
@@ -199,6 +198,11 @@ def _concat_rows(raw_files: list[RawFile]) -> pl.DataFrame:
     # `bob`/`eob` are trimmed by `with_utc_timestamps`, and only when Arrow's strict parse
     # refused them: it takes no whitespace, so on the usual export there is none to trim
     return strip_text(rows, TEXT_NOT_TIMESTAMPS)
+
+
+def _read_files(raw_files: list[RawFile]) -> list[RawFile]:
+    """The files whose rows were read, in `file_id` order."""
+    return [f for f in raw_files if f.rows is not None]
 
 
 def _check_one_by_one(raw_files: list[RawFile], day: dt.date, config: IngestConfig) -> _Checked:
@@ -212,8 +216,7 @@ def _check_one_by_one(raw_files: list[RawFile], day: dt.date, config: IngestConf
             parts.append(_check_files([failed], day, config))
     if not parts:
         return _check_files([], day, config)
-    checked = _concat(parts)
-    return checked._replace(bars=_by_symbol([part.bars for part in parts]))
+    return _concat(parts)
 
 
 def _by_symbol(grids: list[pl.DataFrame]) -> pl.DataFrame:
@@ -232,7 +235,9 @@ def _by_symbol(grids: list[pl.DataFrame]) -> pl.DataFrame:
 
 
 def _concat(parts: list[_Checked]) -> _Checked:
-    return _Checked(*(pl.concat(frames, how="vertical") for frames in zip(*parts, strict=True)))
+    bars, quarantine, files = zip(*parts, strict=True)
+    quarantine, files = (pl.concat(frames, how="vertical") for frames in (quarantine, files))
+    return _Checked(_by_symbol(list(bars)), quarantine, files)
 
 
 def _with_verdicts(
@@ -271,12 +276,13 @@ def _checked_rows(
     run_symbols = pl.Series([symbol_of(name) for name in names.to_series()], dtype=pl.String)
     file_symbol = pl.lit(run_symbols).gather(pl.col("file_id"))
     same_file = pl.col("file_id") == pl.col("file_id").shift(1)
+    out_of_order = same_file & (pl.col("bob_utc").diff() < 0)
     parsed = (
         rows.lazy()
         .pipe(parse_fields, config.tick)
         .pipe(assign_reasons, file_symbol, day, lossy=lossy)
         .with_columns(
-            (same_file & (pl.col("bob_utc").diff() < 0)).fill_null(False).alias("out_of_order"),
+            out_of_order.fill_null(False).alias("out_of_order"),
             pl.lit(None, pl.Int64).alias("kept_line"),  # set by `mark_duplicates`
             pl.lit(None, pl.Float64).alias("neighbour_median"),  # set by `mark_outliers`
         )
@@ -288,8 +294,7 @@ def _checked_rows(
     else:
         valid = checked.lazy().filter(pl.col("reason").is_null()).collect()
         invalid = checked.lazy().filter(pl.col("reason").is_not_null()).collect()
-        unsorted = valid.lazy().select((same_file & (pl.col("bob_utc").diff() < 0)).any())
-        unsorted = unsorted.collect().item()
+        unsorted = valid.lazy().select(out_of_order.any()).collect().item()
     del checked  # only `valid` and `invalid` from here: one copy of the rows at a time
     if unsorted:
         valid = valid.sort("file_id", "bob_utc", "line")
@@ -340,7 +345,7 @@ def _file_report(raw_files: list[RawFile], checked: pl.DataFrame) -> pl.DataFram
     """FILES_SCHEMA rows: each file's status and counts. Only the few quarantined or
     out-of-order rows are grouped, by `file_id` (the name column is a constant per file that
     costs a string per row once materialised); the rows read are the files' own counts."""
-    read = [f.path.name for f in raw_files if f.rows is not None]  # in `file_id` order
+    read = [f.path.name for f in _read_files(raw_files)]
     flags = checked.lazy().select("file_id", "reason", "out_of_order")
     quarantined, out_of_order = (
         flags.filter(condition)

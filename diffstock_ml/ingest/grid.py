@@ -43,9 +43,14 @@ def build_grid(
     located = frame.lazy().select(
         pl.Series("row", symbol_index), offset.alias("second"), *VALUE_COLUMNS
     )
-    in_session = located.filter(pl.col("second").is_between(0, shape[1] - 1)).collect()
+    in_session, pre_market = pl.collect_all(  # one query: the located rows computed once
+        [
+            located.filter(pl.col("second").is_between(0, shape[1] - 1)),
+            located.filter(pl.col("second") < 0),
+        ]
+    )
     values = _scatter_on_grid(in_session, shape)
-    seed_close, seed_second = _seeds(located.filter(pl.col("second") < 0).collect(), len(symbols))
+    seed_close, seed_second = _seeds(pre_market, len(symbols))
 
     # last trade of each cell: its second since the open, or the seed's (negative), or NaN
     traded = ~np.isnan(values["close"])

@@ -55,12 +55,12 @@ _FILE_SYMBOL = "_file_symbol"  # the symbol of the row's file, added for the rul
 
 
 @functools.lru_cache(maxsize=8)
-def _rules(day: dt.date, *, lossy: bool = True) -> list[Rule]:
+def _rules(day: dt.date, *, lossy: bool = True) -> tuple[Rule, ...]:
     """(reason, condition, detail) in priority order; details are only built for bad rows.
 
     Built once per day (building them costs more than some of the checks on a batch).
     """
-    return [*_field_rules(lossy=lossy), *_value_rules(pl.col(_FILE_SYMBOL), day)]
+    return (*_field_rules(lossy=lossy), *_value_rules(pl.col(_FILE_SYMBOL), day))
 
 
 def _field_rules(*, lossy: bool) -> list[Rule]:
