@@ -48,6 +48,7 @@ OPTIONS: dict[str, tuple[Any, ...]] = {  # most telling first: a time-boxed abla
     "lr": (3e-4, 1e-3, 3e-3),
     "T": (1000, 250),
     "sampler_steps": (5, 10, 20),
+    "head_loss": ("nll", "crps"),
 }
 # Samplers a trained model can be re-scored under without retraining (`score_samplers`): the
 # default ODE solver at other step counts, and stochastic (ancestral) samplers, which correct
@@ -76,6 +77,7 @@ MODEL_FIELDS = (
     "context_s",
     "T",
     "grid_condition",
+    "head_loss",
 )
 TRAIN_FIELDS = ("ema_warmup", "k_noise", "lr", "max_steps")
 

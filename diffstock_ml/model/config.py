@@ -55,7 +55,13 @@ class ModelConfig:
     # learnt nothing (v = 0) samples the head itself and what it learns corrects the head's shape;
     # a Gaussian head's residual is already its own Gaussianisation).
     residual_transform: Literal["standardise", "gaussianise"] = "standardise"
-    head_loss_weight: float = 1.0  # weight of the head's NLL beside the diffusion loss
+    head_loss_weight: float = 1.0  # weight of the head's loss beside the diffusion loss
+    # How the head is fitted: by its negative log-likelihood, or by its CRPS (the report's score:
+    # the Gaussian's in closed form, the Student-t's by the fair estimator over `head_crps_draws`
+    # reparameterised draws per window). A proper score either way; under a misspecified family
+    # they pick different members, and the CRPS picks the one the report ranks.
+    head_loss: Literal["nll", "crps"] = "nll"
+    head_crps_draws: int = 8
     # Condition on the price tick in target units, tick / (close · scale): how lumpy the
     # outcome is on the price grid (a $14 stock moves in steps of ~0.5 sigma_30s). The heads on
     # the same encoder get it too.
@@ -95,6 +101,8 @@ class ModelConfig:
             raise ValueError('residual_transform="gaussianise" needs parameterisation="residual"')
         if self.min_snr_gamma <= 0 or self.head_loss_weight <= 0:
             raise ValueError("min_snr_gamma and head_loss_weight must be positive")
+        if self.head_crps_draws < 2:
+            raise ValueError(f"head_crps_draws must be at least 2, got {self.head_crps_draws}")
         if self.return_scale <= 0:
             raise ValueError(f"return_scale must be positive, got {self.return_scale}")
         # a bundle's or MLflow's JSON gives a list: keep the config hashable and comparable

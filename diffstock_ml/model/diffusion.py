@@ -100,6 +100,30 @@ class LocationScaleHead(nn.Module):
         )
         return out[..., :c], scale, df
 
+    def crps(
+        self, cond: torch.Tensor, z: torch.Tensor, draws: int, generator: torch.Generator | None
+    ) -> tuple[Location, torch.Tensor]:
+        """The `Location` of `cond` and the mean CRPS of `z [B, C]` under it, in z units: the
+        Gaussian's in closed form, the Student-t's by the fair ensemble estimator over `draws`
+        reparameterised draws (loc + scale·ε·sqrt(ν / χ²_ν), χ²_ν = 2·Gamma(ν / 2)), which is
+        unbiased, so its gradient is too."""
+        loc, scale, df = self.parameters_of(cond)
+        if df is None:  # Gneiting & Raftery (2007), eq. (5)
+            u = (z - loc) / scale
+            normal = torch.distributions.Normal(0.0, 1.0)
+            pdf, cdf = normal.log_prob(u).exp(), normal.cdf(u)
+            score = scale * (u * (2 * cdf - 1) + 2 * pdf - 1 / math.sqrt(math.pi))
+            return Location(loc, scale, df), score.mean()
+        shape = (draws, *z.shape)  # [M, B, C]
+        eps = randn_tensor(shape, generator, z.device)
+        half_df = (df / 2).expand(shape).contiguous()
+        source = generator.device if generator is not None else z.device
+        gamma = torch._standard_gamma(half_df.to(source), generator=generator).to(z.device)
+        x = loc + scale * eps * torch.sqrt(df / (2 * gamma).clamp(min=1e-12))  # [M, B, C]
+        to_outcome = (x - z).abs().mean(dim=0)  # [B, C]
+        spread = (x[:, None] - x[None]).abs().sum(dim=(0, 1)) / (2 * draws * (draws - 1))
+        return Location(loc, scale, df), (to_outcome - spread).mean()
+
     def nll(self, cond: torch.Tensor, z: torch.Tensor) -> tuple[Location, torch.Tensor]:
         """The `Location` of `cond` and the mean NLL of `z [B, C]` under it (the Gaussian's up
         to a constant)."""
@@ -186,7 +210,7 @@ class DiffusionForecaster(nn.Module):
         grid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Weighted squared error of the v- (or ε-) prediction over K noise levels per window,
-        plus (residual parameterisation) `head_loss_weight` × the head's NLL of z.
+        plus (residual parameterisation) `head_loss_weight` × the head's NLL (or CRPS) of z.
 
         `batch_x [B, N, F]`, `target_z [B]` (already standardised, see `forecast.to_model_target`),
         or `[B, H]` for a path target (`forecast.to_path_target`): the squared error and the
@@ -207,10 +231,13 @@ class DiffusionForecaster(nn.Module):
                 f"target of shape {list(target_z.shape)} for a model of {self.config.target_dim} "
                 "target dimension(s) (ModelConfig.path_horizons)"
             )
-        if self.location_scale is not None:
-            location, head_nll = self.location_scale.nll(cond, z)  # [B, C] each, scalar
+        if self.location_scale is None:
+            location, head_loss = self.locate(cond), torch.zeros((), device=device)
+        elif self.config.head_loss == "crps":
+            draws = self.config.head_crps_draws
+            location, head_loss = self.location_scale.crps(cond, z, draws, generator)
         else:
-            location, head_nll = self.locate(cond), torch.zeros((), device=device)
+            location, head_loss = self.location_scale.nll(cond, z)  # [B, C] each, scalar
         residual = self.to_residual(z, location)  # [B, C]
         cond = cond.repeat_interleave(k_noise, dim=0)  # [B*K, D]
         x0 = residual.repeat_interleave(k_noise, dim=0)  # [B*K, C]
@@ -232,7 +259,7 @@ class DiffusionForecaster(nn.Module):
         prediction = self.denoiser(x_t, t, cond, drop)  # [B*K, C]
         squared = (prediction.float() - target.float()) ** 2  # [B*K, C]
         diffusion = (self.timestep_weight(t) * squared).mean()
-        return diffusion + self.config.head_loss_weight * head_nll
+        return diffusion + self.config.head_loss_weight * head_loss
 
     def guided_output(
         self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, weight: float
