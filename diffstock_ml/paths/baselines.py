@@ -121,7 +121,7 @@ class PathBaseline(ABC):
         for day, anchors in zip(train_days, chosen, strict=True):
             for start in range(0, len(anchors), FIT_CHUNK):
                 part = anchors[start : start + FIT_CHUNK]
-                end = self.draw_paths(day, part, self.scale_fit.n_samples, rng).end_point()
+                end = self.draw_end_points(day, part, self.scale_fit.n_samples, rng)
                 centers.append(end.center)
                 deviations.append(end.deviations)
                 closes.append(at_anchors(day.close, part))
@@ -139,6 +139,13 @@ class PathBaseline(ABC):
         self, day: DayArrays, anchors: np.ndarray, n_samples: int, rng: np.random.Generator
     ) -> PathDraws:
         """Continuous path draws for `anchors [A, 2]` of `day`, before the spread factor."""
+
+    def draw_end_points(
+        self, day: DayArrays, anchors: np.ndarray, n_samples: int, rng: np.random.Generator
+    ) -> Draws:
+        """Continuous draws of the end point (30 s) alone, what the spread factor is fitted on:
+        the last second of `draw_paths`, unless a baseline draws it directly."""
+        return self.draw_paths(day, anchors, n_samples, rng).end_point()
 
     def sample_paths(
         self, day: DayArrays, anchors: np.ndarray, n_samples: int, rng: np.random.Generator
@@ -165,12 +172,23 @@ class EwmaRandomWalk(PathBaseline):
     def draw_paths(
         self, day: DayArrays, anchors: np.ndarray, n_samples: int, rng: np.random.Generator
     ) -> PathDraws:
-        anchors = np.asarray(anchors)
-        sigma_30s = self.ewma.per_day(day, self.ewma.volatility_30s)  # [S, T]
-        at_anchor = finite_at_anchors(sigma_30s, day, anchors, "EWMA volatility")  # [A]
-        sigma_1s = at_anchor / math.sqrt(HORIZON_S)
+        sigma_1s = self._sigma_30s(day, anchors) / math.sqrt(HORIZON_S)  # [A]
         walk = random_walk((len(anchors), n_samples), rng)  # [A, S, H]
         return PathDraws(np.zeros((len(anchors), len(HORIZONS))), sigma_1s[:, None, None] * walk)
+
+    def draw_end_points(
+        self, day: DayArrays, anchors: np.ndarray, n_samples: int, rng: np.random.Generator
+    ) -> Draws:
+        """The walk's 30th second is σ_1s times a sum of 30 unit steps: σ_30·N(0, 1), drawn at
+        a thirtieth of the cost (what the factor's 20,000 × 200 training draws took most of)."""
+        sigma_30s = self._sigma_30s(day, anchors)  # [A]
+        noise = rng.standard_normal((len(sigma_30s), n_samples))  # [A, S]
+        return Draws(np.zeros(len(sigma_30s)), sigma_30s[:, None] * noise)
+
+    def _sigma_30s(self, day: DayArrays, anchors: np.ndarray) -> np.ndarray:
+        """`[A]` the EWMA volatility of the 30 s return at `anchors`."""
+        sigma_30s = self.ewma.per_day(day, self.ewma.volatility_30s)  # [S, T]
+        return finite_at_anchors(sigma_30s, day, np.asarray(anchors), "EWMA volatility")
 
 
 class GarchTPaths(PathBaseline):
@@ -188,6 +206,24 @@ class GarchTPaths(PathBaseline):
     def draw_paths(
         self, day: DayArrays, anchors: np.ndarray, n_samples: int, rng: np.random.Generator
     ) -> PathDraws:
+        drift, sd = self._drift_and_sd(day, anchors, n_samples, rng)  # [A, 1], [A, S]
+        walk = random_walk(sd.shape, rng) / math.sqrt(len(HORIZONS))
+        center = drift * np.asarray(HORIZONS)[None, :] / HORIZON_S  # [A, H]
+        return PathDraws(center, sd[:, :, None] * walk)
+
+    def draw_end_points(
+        self, day: DayArrays, anchors: np.ndarray, n_samples: int, rng: np.random.Generator
+    ) -> Draws:
+        """The 30th second: the drift plus sd times a unit normal (W(30)/√30), without the
+        29 seconds before it."""
+        drift, sd = self._drift_and_sd(day, anchors, n_samples, rng)
+        return Draws(drift[:, 0], sd * rng.standard_normal(sd.shape))
+
+    def _drift_and_sd(
+        self, day: DayArrays, anchors: np.ndarray, n_samples: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The fit's drift per 30 s `[A, 1]` and each path's sd of the 30 s return, σ_30·√V
+        with V = (ν − 2)/χ²_ν drawn per path, `[A, S]`, both in log-return units."""
         anchors = np.asarray(anchors)
         variance = finite_at_anchors(
             self.garch.per_day(day, self.garch.variance_bp2), day, anchors, "GARCH variance"
@@ -195,11 +231,8 @@ class GarchTPaths(PathBaseline):
         params = [self.garch.params_for(day.symbols[s]) for s in anchors[:, 0]]
         nu = np.array([p.nu for p in params])[:, None]  # [A, 1]
         mixing = (nu - 2.0) / rng.chisquare(np.broadcast_to(nu, (len(anchors), n_samples)))
-        walk = random_walk((len(anchors), n_samples), rng) / math.sqrt(len(HORIZONS))
         sd = np.sqrt(variance)[:, None] * np.sqrt(mixing) / BP  # [A, S]
-        drift = np.array([p.mu for p in params])[:, None] / BP  # [A, 1] per 30 s
-        center = drift * np.asarray(HORIZONS)[None, :] / HORIZON_S  # [A, H]
-        return PathDraws(center, sd[:, :, None] * walk)
+        return np.array([p.mu for p in params])[:, None] / BP, sd
 
 
 class OraclePaths(PathBaseline):

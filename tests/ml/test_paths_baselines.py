@@ -99,6 +99,24 @@ def test_the_end_point_is_distributed_as_the_scalar_forecast(
     np.testing.assert_allclose(spread / spread[-1], np.sqrt(np.arange(1, 31) / 30), rtol=0.1)
 
 
+@pytest.mark.parametrize("name", ["ewma_random_walk", "garch_t_paths"])
+def test_end_points_drawn_alone_are_the_paths_last_second(
+    fitted, days: list[DayArrays], anchors: np.ndarray, name: str
+) -> None:
+    """What the spread factor is fitted on, drawn without the 29 seconds before it: the same
+    centre, and deviations of the same distribution as the paths' last second."""
+    baseline = fitted[name]
+    alone = baseline.draw_end_points(days[2], anchors, N_SAMPLES, np.random.default_rng(6))
+    paths = baseline.draw_paths(days[2], anchors, N_SAMPLES, np.random.default_rng(7))
+    np.testing.assert_allclose(alone.center, paths.center[:, -1], atol=1e-15)
+    assert alone.deviations.shape == (N_ANCHORS, N_SAMPLES)
+    ends = paths.deviations[:, :, -1]
+    assert stats.ks_2samp(alone.deviations.ravel(), ends.ravel()).pvalue > 1e-3
+    # per anchor too: the spread of each anchor's draws agrees within sampling error (~7 %)
+    ratio = alone.deviations.std(axis=1) / ends.std(axis=1)
+    assert np.median(ratio) == pytest.approx(1.0, abs=0.03)
+
+
 def test_garch_paths_carry_the_student_t_tails_of_the_fit(
     scalar, days: list[DayArrays], anchors: np.ndarray
 ) -> None:
