@@ -106,7 +106,9 @@ class LocationScaleHead(nn.Module):
         """The `Location` of `cond` and the mean CRPS of `z [B, C]` under it, in z units: the
         Gaussian's in closed form, the Student-t's by the fair ensemble estimator over `draws`
         reparameterised draws (loc + scale·ε·sqrt(ν / χ²_ν), χ²_ν = 2·Gamma(ν / 2)), which is
-        unbiased, so its gradient is too."""
+        unbiased, so its gradient is too. Written in torch rather than with scoringrules' torch
+        backend (which gives the same values): the served model imports this module, and its
+        pinned requirements (`pyfunc.REQUIREMENTS`) do not include scoringrules."""
         loc, scale, df = self.parameters_of(cond)
         if df is None:  # Gneiting & Raftery (2007), eq. (5)
             u = (z - loc) / scale
