@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from diffstock_ml import side_by_side
 from diffstock_ml.baselines import (
     BASELINES,
     DIRECTION_CLASSIFIERS,
@@ -83,21 +84,10 @@ def compare_on_test_days(
     log: Callable[[str], None] = lambda text: None,
 ) -> Comparison:
     """Fit every model on `splits.train`, then forecast each day of `splits.test` with all."""
-    train = [arrays[d] for d in splits.train]
-    models = _models(bundle, contenders, device, log)
-    scales = []
-    for name, model in models.items():
-        model.fit(train, model_rng(name, config.seed))
-        scales.append((name, float(model.scale)))
-        log(f"fitted {name} on {len(train)} training days (scale {model.scale:.3f})")
-    classifiers, regressors = _side_models(contenders, device)
-    for name, side in (*classifiers.items(), *regressors.items()):
-        start = time.perf_counter()
-        if isinstance(side, PointRegressor):
-            side.fit(train, model_rng(name, config.seed), [arrays[d] for d in splits.val])
-        else:
-            side.fit(train, model_rng(name, config.seed))
-        log(f"fitted {name} in {time.perf_counter() - start:.1f} s ({len(side.losses)} steps)")
+    models, classifiers, regressors = _fitted(
+        bundle, arrays, splits, contenders, config, device, log
+    )
+    scales = [(name, float(model.scale)) for name, model in models.items()]
     directions = [_directions(arrays[day], config, classifiers, "val") for day in splits.val]
 
     tables, points = [], []
@@ -116,6 +106,60 @@ def compare_on_test_days(
         points=pl.concat(points),
         scales=pl.DataFrame(scales, schema=["model", "scale"], orient="row"),
         diffusion_factor_from="bundle" if bundle.calibrated else "fitted here (raw bundle)",
+    )
+
+
+def _fitted(
+    bundle: ModelBundle,
+    arrays: Mapping[str, DayArrays],
+    splits: Splits,
+    contenders: Contenders,
+    config: ForecastConfig,
+    device: torch.device,
+    log: Callable[[str], None],
+) -> tuple[dict[str, Baseline], dict[str, DirectionClassifier], dict[str, PointRegressor]]:
+    """Every model, classifier and regressor fitted on `splits.train`, each on its own stream.
+
+    The diffusion model (its spread factor, for an older raw bundle) is fitted here; all the
+    others side by side in worker processes where that is possible (`side_by_side`), the
+    networks first since they take longest.
+    """
+    train = [arrays[d] for d in splits.train]
+    val = [arrays[d] for d in splits.val]
+    models = _models(bundle, contenders, device, log)
+    classifiers, regressors = _side_models(contenders, device)
+    models[DIFFUSION].fit(train, model_rng(DIFFUSION, config.seed))
+    others = {name: model for name, model in models.items() if name != DIFFUSION}
+    side = {**classifiers, **regressors}
+    heads = [name for name in TORCH_BASELINES if name in others]
+    order = [*heads, *side, *(name for name in others if name not in heads)]
+    unfitted = {name: {**others, **side}[name] for name in order}
+
+    def job(name: str, model: Baseline | DirectionClassifier | PointRegressor) -> Callable:
+        def fit() -> tuple[object, float]:
+            start = time.perf_counter()
+            if isinstance(model, PointRegressor):
+                model.fit(train, model_rng(name, config.seed), val)
+            else:
+                model.fit(train, model_rng(name, config.seed))
+            return model, time.perf_counter() - start
+
+        return fit
+
+    how = side_by_side.plan(len(unfitted), device, config.fit_workers)
+    log(f"fitting {len(unfitted)} models {how.workers} at a time, {how.threads} torch threads each")
+    fitted = side_by_side.run_side_by_side(
+        {name: job(name, model) for name, model in unfitted.items()}, how
+    )
+    for name, (model, seconds) in fitted.items():
+        steps = f", {len(model.losses)} steps" if hasattr(model, "losses") else ""
+        scale = f", scale {model.scale:.3f}" if name in models else ""
+        log(f"fitted {name} in {seconds:.1f} s{steps}{scale}")
+    models.update({name: fitted[name][0] for name in others})
+    return (
+        models,
+        {name: fitted[name][0] for name in classifiers},
+        {name: fitted[name][0] for name in regressors},
     )
 
 

@@ -50,10 +50,15 @@ class ForecastConfig:
     anchor_stride_s: int = 120
     n_samples: int = 100
     seed: int = 0
+    # How many baselines are fitted at a time, each in a forked process (`side_by_side`):
+    # None = one per torch thread on a Linux CPU; 1 = one after another in this process.
+    fit_workers: int | None = None
 
     def __post_init__(self) -> None:
         if self.anchor_stride_s < 1 or self.n_samples < 2:
             raise ValueError("anchor_stride_s must be >= 1 and n_samples >= 2")
+        if self.fit_workers is not None and self.fit_workers < 1:
+            raise ValueError(f"fit_workers must be >= 1 or None, got {self.fit_workers}")
 
 
 def select_anchors(day: DayArrays, stride_s: int) -> np.ndarray:

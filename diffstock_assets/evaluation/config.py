@@ -27,6 +27,9 @@ class ForecastsConfig(dg.Config):
     # The direction classifiers and point regressors (side models, not scored by CRPS): None =
     # the profile's training steps, at most DIRECTION_STEPS (a tiny profile stays tiny).
     direction_max_steps: int | None = None
+    # Baselines fitted at a time, each in a forked process of its own (Linux, CPU): None = one
+    # per torch thread (two on a 2-core laptop); 1 = one after another in the step's process.
+    fit_workers: int | None = _FORECAST.fit_workers
 
     def direction_steps(self, profile_steps: int) -> int:
         """Training steps of the side models: the configured ones, else the profile's (≤ 300)."""
@@ -35,7 +38,9 @@ class ForecastsConfig(dg.Config):
         return min(DIRECTION_STEPS, profile_steps)
 
     def to_forecast_config(self) -> ForecastConfig:
-        return ForecastConfig(self.anchor_stride_s, self.n_samples, self.seed)
+        return ForecastConfig(
+            self.anchor_stride_s, self.n_samples, self.seed, fit_workers=self.fit_workers
+        )
 
 
 class EvaluationReportConfig(dg.Config):
