@@ -4,7 +4,8 @@
 factor its bundle carries), every baseline of `BASELINES` and, where the synthetic market's
 latent state exists, the oracle are fitted on the training days, the direction classifiers
 (`DIRECTION_CLASSIFIERS`) and point regressors (`POINT_REGRESSORS`, stopped early on the
-validation days) beside them; then every test day's anchors on the stride grid are forecast by
+validation days) beside them, several at a time in forked processes where the machine allows
+(`side_by_side`); then every test day's anchors on the stride grid are forecast by
 all of them. The classifiers also give P(up) on the validation days' anchors (same stride), on
 which the report calibrates them and chooses their confidence threshold.
 """
@@ -12,7 +13,7 @@ which the report calibrates them and chooses their confidence threshold.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +85,8 @@ def compare_on_test_days(
     log: Callable[[str], None] = lambda text: None,
 ) -> Comparison:
     """Fit every model on `splits.train`, then forecast each day of `splits.test` with all."""
-    models, classifiers, regressors = _fitted(
-        bundle, arrays, splits, contenders, config, device, log
-    )
+    train, val = [arrays[d] for d in splits.train], [arrays[d] for d in splits.val]
+    models, classifiers, regressors = _fitted(bundle, train, val, contenders, config, device, log)
     scales = [(name, float(model.scale)) for name, model in models.items()]
     directions = [_directions(arrays[day], config, classifiers, "val") for day in splits.val]
 
@@ -111,21 +111,20 @@ def compare_on_test_days(
 
 def _fitted(
     bundle: ModelBundle,
-    arrays: Mapping[str, DayArrays],
-    splits: Splits,
+    train: Sequence[DayArrays],
+    val: Sequence[DayArrays],
     contenders: Contenders,
     config: ForecastConfig,
     device: torch.device,
     log: Callable[[str], None],
 ) -> tuple[dict[str, Baseline], dict[str, DirectionClassifier], dict[str, PointRegressor]]:
-    """Every model, classifier and regressor fitted on `splits.train`, each on its own stream.
+    """Every model, classifier and regressor fitted on `train` (the regressors stopped early on
+    `val`), each on its own random stream.
 
     The diffusion model (its spread factor, for an older raw bundle) is fitted here; all the
     others side by side in worker processes where that is possible (`side_by_side`), the
     networks first since they take longest.
     """
-    train = [arrays[d] for d in splits.train]
-    val = [arrays[d] for d in splits.val]
     models = _models(bundle, contenders, device, log)
     classifiers, regressors = _side_models(contenders, device)
     models[DIFFUSION].fit(train, model_rng(DIFFUSION, config.seed))
