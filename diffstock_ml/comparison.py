@@ -145,7 +145,8 @@ def _fitted(
 
         return fit
 
-    how = side_by_side.plan(len(unfitted), device, config.fit_workers)
+    windows = sum(day.nbytes for day in (*train, *val))  # each worker's copy, at most
+    how = side_by_side.plan(len(unfitted), device, config.fit_workers, windows)
     log(f"fitting {len(unfitted)} models {how.workers} at a time, {how.threads} torch threads each")
     fitted = side_by_side.run_side_by_side(
         {name: job(name, model) for name, model in unfitted.items()}, how

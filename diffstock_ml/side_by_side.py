@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import torch
@@ -41,16 +42,43 @@ class Plan:
         return self.workers > 1
 
 
-def plan(n_jobs: int, device: torch.device, workers: int | None = None) -> Plan:
-    """Side by side on a Linux CPU: `workers` processes (None: one per torch thread, at most
-    one per job) sharing torch's threads; otherwise one fit at a time in this process."""
+def plan(
+    n_jobs: int, device: torch.device, workers: int | None = None, bytes_per_job: int = 0
+) -> Plan:
+    """Side by side on a Linux CPU: `workers` processes sharing torch's threads; otherwise one
+    fit at a time in this process. None: one per torch thread, at most one per job, and no
+    more than half the available memory holds at `bytes_per_job` each (every worker builds
+    its own copy of the training windows)."""
     budget = torch.get_num_threads()
     if not can_fork(device):
         return Plan(1, budget)
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1 (or None for one per CPU thread), got {workers}")
-    count = max(1, min(n_jobs, budget if workers is None else workers))
+    if workers is None:
+        workers = min(budget, _fit_in_memory(bytes_per_job))
+    count = max(1, min(n_jobs, workers))
     return Plan(count, max(1, budget // count))
+
+
+def _fit_in_memory(bytes_per_job: int) -> int:
+    """How many jobs of `bytes_per_job` fit in half of the memory available now (Linux)."""
+    if bytes_per_job <= 0:
+        return sys.maxsize
+    return max(1, available_memory() // 2 // bytes_per_job)
+
+
+def available_memory() -> int:
+    """Bytes this process may still use: the kernel's MemAvailable, or less under a cgroup
+    (container) limit."""
+    with open("/proc/meminfo") as meminfo:
+        fields = dict(line.split(":", 1) for line in meminfo)
+    available = int(fields["MemAvailable"].split()[0]) * 1024
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+    except (OSError, ValueError):
+        return available
+    return available if limit == "max" else min(available, int(limit) - used)
 
 
 def can_fork(device: torch.device) -> bool:

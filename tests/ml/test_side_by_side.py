@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from diffstock_ml.baselines import DIRECTION_CLASSIFIERS, ScaleFit, StudentTHead
-from diffstock_ml.side_by_side import Plan, plan, run_side_by_side
+from diffstock_ml.side_by_side import Plan, available_memory, plan, run_side_by_side
 from diffstock_ml.train.profiles import PROFILES
 from diffstock_ml.windows import load_day_arrays
 
@@ -89,3 +89,16 @@ def test_the_plan_forks_only_for_a_cpu_on_linux_and_shares_the_threads(one_threa
         assert plan(8, cpu) == Plan(1, 2)
     with pytest.raises(ValueError, match="workers must be >= 1"):
         plan(3, cpu, workers=0)
+
+
+@linux_only
+def test_the_plan_keeps_the_workers_copies_of_the_windows_within_half_the_memory(
+    one_thread,
+) -> None:
+    torch.set_num_threads(8)
+    cpu, free = torch.device("cpu"), available_memory()
+    assert free > 0
+    assert plan(8, cpu, bytes_per_job=free // 20) == Plan(8, 1)  # room for ten
+    assert plan(8, cpu, bytes_per_job=free // 7) == Plan(3, 2)  # room for three and a half
+    assert plan(8, cpu, bytes_per_job=free) == Plan(1, 8)  # one, here, on every thread
+    assert plan(8, cpu, workers=4, bytes_per_job=free) == Plan(4, 2)  # asked for: as asked
