@@ -16,6 +16,7 @@ it then samples its own location-scale head), paired with the model: what the de
         --samplers dpmpp_2m_10 ddpm_100 ddpm_1000 --out ablation.json
     python benchmarks/ablation.py --work /tmp/ablation --window-length 300 --only context_s
     python benchmarks/ablation.py --work /tmp/ablation --only nothing --own-head --seed 1
+    python benchmarks/ablation.py --work /tmp/wide --market-param spread_bp=8 --only nothing
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from diffstock_ml.study import (
     run_design,
 )
 from diffstock_ml.synthetic import PROFILES as MARKETS
-from diffstock_ml.synthetic import generate_market
+from diffstock_ml.synthetic import SyntheticConfig, generate_market
 from diffstock_ml.train.profiles import PROFILES
 from diffstock_ml.windows import load_day_arrays
 
@@ -51,6 +52,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, required=True, help="folder for market and windows")
     parser.add_argument("--market", default="demo", choices=sorted(MARKETS))
+    parser.add_argument(
+        "--market-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a SyntheticConfig number of the market, e.g. spread_bp=8 (repeatable)",
+    )
     parser.add_argument("--profile", default="demo", choices=sorted(PROFILES))
     parser.add_argument("--budget-s", type=float, default=1e9, help="no new trial after this")
     parser.add_argument("--only", nargs="*", help="only these options (and the profile)")
@@ -80,7 +88,7 @@ def main() -> int:
     started = time.perf_counter()
 
     raw = args.work / "raw"
-    generate_market(MARKETS[args.market], raw, workers=args.workers)
+    generate_market(market_config(args.market, args.market_param), raw, workers=args.workers)
     folders = sorted(p for p in raw.iterdir() if p.is_dir())
     windows = WindowConfig(length=args.window_length)
     out = args.work / ("windows" if windows == WindowConfig() else f"windows_{windows.length}")
@@ -128,6 +136,24 @@ def main() -> int:
             print(json.dumps({"own_head": rows[-1]["own_head"]}), flush=True)
     print(markdown_table(rows, references))
     return 0
+
+
+def market_config(name: str, overrides: list[str]) -> SyntheticConfig:
+    """The named market profile with `NAME=VALUE` overrides of its numeric parameters."""
+    config = MARKETS[name]
+    numbers = {f.name: type(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    changes = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if numbers.get(key) not in (int, float):
+            known = sorted(k for k, kind in numbers.items() if kind in (int, float))
+            raise SystemExit(f"--market-param {item!r}: not a number of SyntheticConfig: {known}")
+        try:
+            changes[key] = numbers[key](value)
+        except ValueError:
+            kind = numbers[key].__name__
+            raise SystemExit(f"--market-param {item!r}: {value!r} is not a {kind}") from None
+    return dataclasses.replace(config, **changes)
 
 
 def own_head_row(bundle, train_days, val_days, score) -> dict:
