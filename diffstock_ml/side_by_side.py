@@ -10,8 +10,9 @@ worker is the one fitted in this process with the same number of threads (a test
 Workers are forked: they inherit the (memory-mapped) training windows instead of receiving a
 pickled copy, and only the fitted model travels back. Forking is safe on Linux for a CPU
 process: torch resets its thread pools in the child, and a Dagster step process runs one other
-thread (tqdm's monitor, started by MLflow), whose lock a fit never takes; a process holding a CUDA context cannot fork, and on macOS forking after torch has
-loaded Apple's frameworks is not safe, so everywhere else the fits run one after another here.
+thread (tqdm's monitor, started by MLflow), whose lock a fit never takes. A process holding a
+CUDA context cannot fork, and on macOS forking after torch has loaded Apple's frameworks is not
+safe, so everywhere else the fits run one after another here.
 """
 
 from __future__ import annotations
