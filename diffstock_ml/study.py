@@ -49,6 +49,8 @@ OPTIONS: dict[str, tuple[Any, ...]] = {  # most telling first: a time-boxed abla
     "T": (1000, 250),
     "sampler_steps": (5, 10, 20),
     "head_loss": ("nll", "crps"),
+    "head_loss_weight": (1.0, 4.0),
+    "denoiser_trains_encoder": (True, False),
 }
 # Samplers a trained model can be re-scored under without retraining (`score_samplers`): the
 # default ODE solver at other step counts, and stochastic (ancestral) samplers, which correct
@@ -78,6 +80,8 @@ MODEL_FIELDS = (
     "T",
     "grid_condition",
     "head_loss",
+    "head_loss_weight",
+    "denoiser_trains_encoder",
 )
 TRAIN_FIELDS = ("ema_warmup", "k_noise", "lr", "max_steps")
 

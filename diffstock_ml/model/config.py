@@ -56,6 +56,10 @@ class ModelConfig:
     # a Gaussian head's residual is already its own Gaussianisation).
     residual_transform: Literal["standardise", "gaussianise"] = "standardise"
     head_loss_weight: float = 1.0  # weight of the head's loss beside the diffusion loss
+    # Whether the diffusion loss trains the shared encoder too (True), or only the head's loss
+    # does and the denoiser reads the encoder's output as it is (False, "residual" only): the
+    # model's head is then trained exactly as a standalone likelihood head on the same encoder.
+    denoiser_trains_encoder: bool = True
     # How the head is fitted: by its negative log-likelihood, or by its CRPS (the report's score:
     # the Gaussian's in closed form, the Student-t's by the fair estimator over `head_crps_draws`
     # reparameterised draws per window). A proper score either way; under a misspecified family
@@ -99,6 +103,11 @@ class ModelConfig:
             raise ValueError(f"cfg_dropout must be in [0, 1), got {self.cfg_dropout}")
         if self.residual_transform == "gaussianise" and self.parameterisation != "residual":
             raise ValueError('residual_transform="gaussianise" needs parameterisation="residual"')
+        if not self.denoiser_trains_encoder and self.parameterisation != "residual":
+            raise ValueError(
+                'denoiser_trains_encoder=False needs parameterisation="residual" (a head to '
+                "train the encoder)"
+            )
         if self.min_snr_gamma <= 0 or self.head_loss_weight <= 0:
             raise ValueError("min_snr_gamma and head_loss_weight must be positive")
         if self.head_crps_draws < 2:

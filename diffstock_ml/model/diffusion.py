@@ -241,6 +241,8 @@ class DiffusionForecaster(nn.Module):
         else:
             location, head_loss = self.location_scale.nll(cond, z)  # [B, C] each, scalar
         residual = self.to_residual(z, location)  # [B, C]
+        if not self.config.denoiser_trains_encoder:
+            cond = cond.detach()  # the encoder learns from the head's loss alone
         cond = cond.repeat_interleave(k_noise, dim=0)  # [B*K, D]
         x0 = residual.repeat_interleave(k_noise, dim=0)  # [B*K, C]
         # 1. t ~ Uniform{0, …, T−1}, ε ~ N(0, 1) (Ho et al. Algorithm 1)

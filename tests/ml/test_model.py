@@ -214,6 +214,36 @@ def test_residual_parameterisation_draws_loc_plus_scale_times_the_diffused_resid
     torch.testing.assert_close(shifted, 2.0 + 3.0 * plain)
 
 
+@pytest.mark.parametrize("trains", [True, False])
+def test_denoiser_trains_encoder_false_leaves_the_encoder_to_the_heads_likelihood(
+    trains: bool,
+) -> None:
+    """With `denoiser_trains_encoder=False` the encoder's gradient is the head's NLL's alone (a
+    standalone head's training); with True the diffusion loss adds to it."""
+    config = dataclasses.replace(SMALL, head_family="student_t", denoiser_trains_encoder=trains)
+    model = DiffusionForecaster(config, F).eval()
+    x, z = windows(), torch.randn(B, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():  # both away from their zero start: their gradients reach the encoder
+        model.location_scale.mlp[-1].weight.normal_(0, 0.1)
+        for parameter in model.denoiser.parameters():  # its zero-initialised layers too
+            parameter.normal_(0, 0.1)
+    model.loss(x, z, 2, torch.Generator().manual_seed(5)).backward()
+    total = [p.grad.clone() for p in model.encoder.parameters()]
+    assert all(p.grad is not None for p in model.denoiser.parameters())  # it learns either way
+    model.zero_grad()
+    loc, scale, df = model.location_scale.parameters_of(model.encode(x))
+    (-torch.distributions.StudentT(df, loc, scale).log_prob(z[:, None]).mean()).backward()
+    same = [
+        torch.allclose(g, p.grad) for g, p in zip(total, model.encoder.parameters(), strict=True)
+    ]
+    assert all(same) != trains
+
+
+def test_a_frozen_encoder_needs_a_head() -> None:
+    with pytest.raises(ValueError, match="denoiser_trains_encoder=False needs"):
+        dataclasses.replace(SMALL, parameterisation="direct", denoiser_trains_encoder=False)
+
+
 @pytest.mark.parametrize("family", ["gaussian", "student_t"])
 def test_residual_diffusion_loss_does_not_train_the_location_scale_head(family: str) -> None:
     """The head learns from its likelihood only (its family's NLL): the diffusion part cannot
