@@ -3,7 +3,8 @@
 `OPTIONS` lists what the study varies (issue: sequence length, model size, diffusion timesteps
 and sampler steps, ε vs v, loss weighting, noise levels per window, encoder, learning rate and
 steps, the residual parameterisation and transform, dropout, the EMA warm-up, conditioning on
-the price grid); an ablation tries each value that is not the profile's own. The runners are
+the price grid, the head's loss, its weight, and whether the diffusion loss trains the shared
+encoder); an ablation tries each value that is not the profile's own. The runners are
 `dagster_project.study` (Optuna, one MLflow run per trial) and `benchmarks/ablation.py` (plain
 loop, JSON; for a GPU machine without the orchestration stack).
 """
