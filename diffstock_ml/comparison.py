@@ -12,7 +12,6 @@ which the report calibrates them and chooses their confidence threshold.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,32 +133,25 @@ def _fitted(
     order = [*heads, *side, *(name for name in others if name not in heads)]
     unfitted = {name: {**others, **side}[name] for name in order}
 
-    def job(name: str, model: Baseline | DirectionClassifier | PointRegressor) -> Callable:
-        def fit() -> tuple[object, float]:
-            start = time.perf_counter()
-            if isinstance(model, PointRegressor):
-                model.fit(train, model_rng(name, config.seed), val)
-            else:
-                model.fit(train, model_rng(name, config.seed))
-            return model, time.perf_counter() - start
-
-        return fit
+    def fit(name: str, model: Baseline | DirectionClassifier | PointRegressor) -> None:
+        if isinstance(model, PointRegressor):
+            model.fit(train, model_rng(name, config.seed), val)
+        else:
+            model.fit(train, model_rng(name, config.seed))
 
     windows = sum(day.nbytes for day in (*train, *val))  # each worker's copy, at most
     how = side_by_side.plan(len(unfitted), device, config.fit_workers, windows)
     log(f"fitting {len(unfitted)} models {how.workers} at a time, {how.threads} torch threads each")
-    fitted = side_by_side.run_side_by_side(
-        {name: job(name, model) for name, model in unfitted.items()}, how
-    )
+    fitted = side_by_side.fit_side_by_side(unfitted, fit, how)
     for name, (model, seconds) in fitted.items():
         steps = f", {len(model.losses)} steps" if hasattr(model, "losses") else ""
         scale = f", scale {model.scale:.3f}" if name in models else ""
         log(f"fitted {name} in {seconds:.1f} s{steps}{scale}")
-    models.update({name: fitted[name][0] for name in others})
+    models.update({name: fitted[name].model for name in others})
     return (
         models,
-        {name: fitted[name][0] for name in classifiers},
-        {name: fitted[name][0] for name in regressors},
+        {name: fitted[name].model for name in classifiers},
+        {name: fitted[name].model for name in regressors},
     )
 
 

@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import torch
 
 T = TypeVar("T")
+M = TypeVar("M")
 
 _JOBS: dict[str, Callable[[], object]] = {}  # what forked workers find by name
 
@@ -107,6 +109,28 @@ def run_side_by_side(jobs: Mapping[str, Callable[[], T]], plan: Plan) -> dict[st
     finally:
         for name in jobs:
             _JOBS.pop(name, None)
+
+
+class Fitted(NamedTuple, Generic[M]):
+    model: M
+    seconds: float  # wall time of its fit
+
+
+def fit_side_by_side(
+    models: Mapping[str, M], fit: Callable[[str, M], None], plan: Plan
+) -> dict[str, Fitted[M]]:
+    """`fit(name, model)` for every model (in place, in a worker or here), in the order given;
+    each fitted model, by name, with the seconds its fit took."""
+
+    def job(name: str, model: M) -> Callable[[], Fitted[M]]:
+        def run() -> Fitted[M]:
+            start = time.perf_counter()
+            fit(name, model)
+            return Fitted(model, time.perf_counter() - start)
+
+        return run
+
+    return run_side_by_side({name: job(name, model) for name, model in models.items()}, plan)
 
 
 def _run(name: str) -> object:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from diffstock_ml import side_by_side
 from diffstock_ml.baselines import BASELINES, Baseline, Oracle
 from diffstock_ml.config import WindowConfig
 from diffstock_ml.experiments import ScoreConfig, Scores, run_trial
@@ -155,7 +156,8 @@ def reference_models(
     seed: int = 0,
 ) -> dict[str, Baseline]:
     """EWMA, both heads (the profile's encoder and training budget) and, if present, the oracle,
-    each fitted from its own random stream under `seed`."""
+    each fitted from its own random stream under `seed`, side by side where the machine allows
+    (`side_by_side`, as the `forecasts` asset fits them)."""
     heads = profile.train  # the diffusion model's own budget: a fair fight
     models: dict[str, Baseline] = {"ewma_gaussian": BASELINES["ewma_gaussian"]()}
     for name in ("gaussian_head", "student_t_head"):
@@ -165,9 +167,14 @@ def reference_models(
     latent = default_latent_root(raw)
     if (latent / "params.json").exists():
         models["oracle"] = Oracle(latent)
-    for name, model in models.items():
+
+    def fit(name: str, model: Baseline) -> None:
         model.fit(train_days, model_rng(name, seed))
-    return models
+
+    heads_first = {name: models[name] for name in sorted(models, key=lambda n: "head" not in n)}
+    plan = side_by_side.plan(len(models), device, bytes_per_job=sum(d.nbytes for d in train_days))
+    fitted = side_by_side.fit_side_by_side(heads_first, fit, plan)
+    return {name: fitted[name].model for name in models}
 
 
 def relative_scores(scores: Scores, references: Mapping[str, Scores]) -> dict[str, float]:

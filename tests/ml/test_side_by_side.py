@@ -13,7 +13,13 @@ import pytest
 import torch
 
 from diffstock_ml.baselines import DIRECTION_CLASSIFIERS, ScaleFit, StudentTHead
-from diffstock_ml.side_by_side import Plan, available_memory, plan, run_side_by_side
+from diffstock_ml.side_by_side import (
+    Plan,
+    available_memory,
+    fit_side_by_side,
+    plan,
+    run_side_by_side,
+)
 from diffstock_ml.train.profiles import PROFILES
 from diffstock_ml.windows import load_day_arrays
 
@@ -102,3 +108,14 @@ def test_the_plan_keeps_the_workers_copies_of_the_windows_within_half_the_memory
     assert plan(8, cpu, bytes_per_job=free // 7) == Plan(3, 2)  # room for three and a half
     assert plan(8, cpu, bytes_per_job=free) == Plan(1, 8)  # one, here, on every thread
     assert plan(8, cpu, workers=4, bytes_per_job=free) == Plan(4, 2)  # asked for: as asked
+
+
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=linux_only)])
+def test_fit_side_by_side_returns_each_model_fitted_with_its_time(workers: int) -> None:
+    def fit(name: str, model: list) -> None:
+        model.append(f"fitted {name}")
+
+    fitted = fit_side_by_side({"b": [], "a": ["x"]}, fit, Plan(workers, threads=1))
+    assert list(fitted) == ["b", "a"]
+    assert fitted["a"].model == ["x", "fitted a"] and fitted["b"].model == ["fitted b"]
+    assert all(f.seconds >= 0 for f in fitted.values())

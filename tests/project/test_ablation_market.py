@@ -3,22 +3,15 @@ the field, and names the numbers it accepts when it does not know one."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from benchmark_scripts import load
 
 from diffstock_ml.synthetic import PROFILES
-
-ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture(scope="module")
 def ablation():
-    spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks/ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("ablation")
 
 
 def test_market_parameters_are_overridden_with_their_own_types(ablation) -> None:

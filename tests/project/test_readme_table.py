@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load
 
 ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture(scope="module")
 def readme_table():
-    spec = importlib.util.spec_from_file_location(
-        "readme_table", ROOT / "benchmarks/readme_table.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("readme_table")
 
 
 def _sampler(ms: float, crps: float, cover: float) -> dict:

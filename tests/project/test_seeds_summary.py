@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import polars as pl
 import pytest
-
-ROOT = Path(__file__).parents[2]
+from benchmark_scripts import load
 
 
 @pytest.fixture(scope="module")
 def seeds():
-    spec = importlib.util.spec_from_file_location("seeds", ROOT / "benchmarks/seeds.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("seeds")
 
 
 def _report(seed: int, diffusion: float) -> pl.DataFrame:
