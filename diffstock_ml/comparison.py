@@ -128,10 +128,8 @@ def _fitted(
     classifiers, regressors = _side_models(contenders, device)
     models[DIFFUSION].fit(train, model_rng(DIFFUSION, config.seed))
     others = {name: model for name, model in models.items() if name != DIFFUSION}
-    side = {**classifiers, **regressors}
-    heads = [name for name in TORCH_BASELINES if name in others]
-    order = [*heads, *side, *(name for name in others if name not in heads)]
-    unfitted = {name: {**others, **side}[name] for name in order}
+    heads = {name: others[name] for name in TORCH_BASELINES if name in others}
+    unfitted = {**heads, **classifiers, **regressors, **others}  # keys keep first positions
 
     def fit(name: str, model: Baseline | DirectionClassifier | PointRegressor) -> None:
         if isinstance(model, PointRegressor):

@@ -1,7 +1,7 @@
 """Independent model fits run side by side in forked worker processes (Linux, CPU).
 
-A small network trained on a CPU uses two threads only 1.4-1.5x as fast as one (measured on the
-demo profile's heads and recurrent side models: a step is many small matrix products), while
+A small network trained on a CPU runs on two threads only 1.5-1.7x as fast as on one (measured
+on the demo profile's heads and recurrent side models: a step is many small matrix products), while
 two processes of one thread each run at full speed on two cores. So the `forecasts` asset fits
 its learned baselines two (or more) at a time, each in a process of its own with its share of
 torch's threads. Every fit draws only from its own seeded streams, so a model fitted in a

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from diffstock_ml.baselines import DIRECTION_CLASSIFIERS, ScaleFit, StudentTHead
+from diffstock_ml.forecasting import ForecastConfig
 from diffstock_ml.side_by_side import (
     Plan,
     available_memory,
@@ -119,3 +120,10 @@ def test_fit_side_by_side_returns_each_model_fitted_with_its_time(workers: int) 
     assert list(fitted) == ["b", "a"]
     assert fitted["a"].model == ["x", "fitted a"] and fitted["b"].model == ["fitted b"]
     assert all(f.seconds >= 0 for f in fitted.values())
+
+
+def test_forecast_config_refuses_fewer_than_one_fit_worker() -> None:
+    assert ForecastConfig(fit_workers=1).fit_workers == 1
+    assert ForecastConfig().fit_workers is None  # automatic
+    with pytest.raises(ValueError, match="fit_workers must be >= 1 or None, got 0"):
+        ForecastConfig(fit_workers=0)
